@@ -1,0 +1,13 @@
+"""Exceptions that carry a one-sentence message meant for the user."""
+
+
+class CrystalMetricsError(Exception):
+    """Base class: the message says what went wrong and what to do about it."""
+
+
+class StructureError(CrystalMetricsError):
+    """A structure cannot be used (corrupt, disordered, non-finite, singular lattice...)."""
+
+
+class OutputExistsError(CrystalMetricsError):
+    """An output file exists and overwriting it was not asked for."""

@@ -1,0 +1,62 @@
+"""Atomic, no-clobber output files: a temporary file in the same folder, then a rename."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import CrystalMetricsError, OutputExistsError
+
+
+def check_writable(path, overwrite: bool = False) -> None:
+    """Raise before any work is done if `path` exists (without `overwrite`) or its folder is missing."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
+    if not path.parent.is_dir():
+        raise CrystalMetricsError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
+def atomic_write_bytes(path, data: bytes, overwrite: bool = False) -> None:
+    """Write `data` to `path` atomically; never replaces an existing file unless `overwrite`."""
+    path = Path(path)
+    check_writable(path, overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if the file appeared meanwhile
+            except FileExistsError:
+                raise OutputExistsError(f"{path} exists; pass --overwrite to replace it") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path, text: str, overwrite: bool = False) -> None:
+    """UTF-8 text version of `atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite)
+
+
+def write_json(path, data: dict, overwrite: bool = False) -> None:
+    """Write `data` as indented JSON, atomically."""
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", overwrite)
+
+
+def write_csv(path, rows: list[dict], overwrite: bool = False) -> None:
+    """Write dict rows (keys of the first row are the header) as CSV, atomically."""
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue(), overwrite)

@@ -1,0 +1,281 @@
+"""Read structure sets from paths or Python objects, keeping a stable name for every structure.
+
+Accepted: a folder (mixing the file types below; CSVs without a `cif` column, such as
+gemsdiff-sample's manifest.csv, are skipped), a `.cif` file (one or many `data_` blocks), a
+CDVAE-style `.csv`/`.csv.gz` with a `cif` column, an `.extxyz` file, a list of pymatgen
+`Structure`, ASE `Atoms` or `Crystal`, or a `StructureSet`. Unusable input becomes a `ReadError`
+(name + reason) and the rest is read, unless `strict=True`.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .cif import Block, parse_cif_text
+from ..crystal import Crystal
+from ..errors import StructureError
+
+CIF_SUFFIXES = (".cif",)
+CSV_SUFFIXES = (".csv", ".csv.gz")
+EXTXYZ_SUFFIXES = (".extxyz", ".xyz")
+#: Below this many CIF texts, parsing stays in this process (a pool costs more than it saves).
+PARALLEL_MIN_TEXTS = 500
+
+
+@dataclass(frozen=True)
+class ReadError:
+    """A structure (or file) that could not be used: its name and the reason, one sentence."""
+
+    name: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "reason": self.reason}
+
+
+@dataclass
+class StructureSet:
+    """Named crystals read from one source, plus the errors met while reading it."""
+
+    names: list[str]
+    crystals: list[Crystal]
+    errors: list[ReadError] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.crystals)
+
+    @property
+    def structures(self) -> list:
+        """The crystals as pymatgen `Structure` objects (built on each access)."""
+        return [c.to_pymatgen() for c in self.crystals]
+
+
+def read_structures(source, *, strict: bool = False, workers: int | None = None,
+                    progress: bool | None = None) -> StructureSet:
+    """Read `source` (see module doc) into a `StructureSet`.
+
+    Args:
+        strict: raise `StructureError` naming the first bad structure instead of recording it.
+        workers: processes for CIF parsing (default: the CPUs this process may use).
+        progress: show a progress bar (default: only on a terminal).
+    """
+    if isinstance(source, StructureSet):
+        result = source
+    elif isinstance(source, (str, os.PathLike)):
+        result = _read_path(Path(source), workers or _usable_cpus(), progress)
+    else:
+        result = _read_objects(source)
+    if strict and result.errors:
+        first = result.errors[0]
+        raise StructureError(f"{first.name}: {first.reason}")
+    return result
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _read_objects(objects) -> StructureSet:
+    from ase import Atoms
+    from pymatgen.core import Structure
+
+    if isinstance(objects, (Structure, Atoms, Crystal)):
+        objects = [objects]
+    builder = _Builder()
+    for i, obj in enumerate(objects):
+        name = str(i)
+        try:
+            if isinstance(obj, Crystal):
+                builder.add(name, obj)
+            elif isinstance(obj, Structure):
+                builder.add(name, Crystal.from_pymatgen(obj))
+            elif isinstance(obj, Atoms):
+                builder.add(name, Crystal.from_ase(obj))
+            else:
+                builder.fail(name, f"not a structure: {type(obj).__name__}")
+        except StructureError as exc:
+            builder.fail(name, str(exc))
+    return builder.build()
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in CSV_SUFFIXES[::-1] + CIF_SUFFIXES + EXTXYZ_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return ""
+
+
+def _stem(path: Path) -> str:
+    return path.name[: len(path.name) - len(_suffix(path))] or path.name
+
+
+@dataclass
+class _CifJob:
+    """CIF text to parse; a single block is named `name`, several are named `prefix:block`."""
+
+    name: str
+    prefix: str
+    text: str
+
+
+def _read_path(path: Path, workers: int, progress: bool | None) -> StructureSet:
+    builder = _Builder()
+    if not path.exists():
+        builder.fail(str(path), "path does not exist")
+        return builder.build()
+    in_folder = path.is_dir()
+    files = sorted(p for p in path.iterdir() if p.is_file() and _suffix(p)) if in_folder else [path]
+    # Per file, in order: CIF jobs to parse, or entries (name, Crystal or reason) read directly.
+    per_file: list[list[_CifJob] | list[tuple[str, Crystal | str]]] = []
+    for file in files:
+        prefix = _stem(file) if in_folder else ""
+        suffix = _suffix(file)
+        if suffix in CIF_SUFFIXES:
+            per_file.append([_CifJob(_stem(file), prefix, _read_text(file))])
+        elif suffix in CSV_SUFFIXES:
+            per_file.append(_csv_jobs(file, prefix, in_folder))
+        elif suffix in EXTXYZ_SUFFIXES:
+            per_file.append(_extxyz_entries(file, prefix))
+        else:
+            per_file.append([(str(file), "unsupported file type (expected .cif, .csv, .csv.gz "
+                                         "or .extxyz)")])
+    if not any(per_file):
+        builder.fail(str(path), "no structure files (.cif, .csv, .csv.gz, .extxyz) in this folder")
+    jobs = [job for entries in per_file for job in entries if isinstance(job, _CifJob)]
+    parsed = iter(_parse_all([job.text for job in jobs], workers, progress))
+    for entries in per_file:
+        for entry in entries:
+            if isinstance(entry, _CifJob):
+                _add_blocks(builder, entry, next(parsed))
+            else:
+                builder.add_entry(*entry)
+    return builder.build()
+
+
+def _add_blocks(builder: _Builder, job: _CifJob, blocks: list[Block] | str) -> None:
+    if isinstance(blocks, str):
+        builder.add_entry(job.name, blocks)
+        return
+    for block_name, crystal in blocks:
+        builder.add_entry(job.name if len(blocks) == 1 else _join(job.prefix, block_name), crystal)
+
+
+def _read_text(file: Path) -> str:
+    return file.read_bytes().decode("utf-8", errors="replace")
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}:{key}" if prefix else key
+
+
+def _csv_jobs(file: Path, prefix: str, in_folder: bool) -> list:
+    """CIF jobs of a CDVAE-style CSV, named by `material_id` (if unique) or row number.
+
+    In a folder, a CSV without a `cif` column is not a structure file and gives no entries.
+    """
+    import pandas as pd
+
+    try:
+        header = pd.read_csv(file, nrows=0).columns
+        if "cif" not in header:
+            return [] if in_folder else [(str(file), "CSV has no 'cif' column")]
+        columns = ["cif"] + (["material_id"] if "material_id" in header else [])
+        table = pd.read_csv(file, usecols=columns, dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas/gzip raise many types for corrupt files
+        return [(str(file), f"cannot read CSV: {str(exc).strip().splitlines()[0]}")]
+    keys = table["material_id"].tolist() if "material_id" in table else []
+    if len(set(keys)) != len(table) or "" in keys:
+        keys = [str(i) for i in range(len(table))]
+    names = [_join(prefix, key) for key in keys]
+    return [_CifJob(name, name, text) for name, text in zip(names, table["cif"].tolist())]
+
+
+def _extxyz_entries(file: Path, prefix: str) -> list[tuple[str, Crystal | str]]:
+    from ase.io import iread
+
+    try:
+        frames = list(iread(file, index=":", format="extxyz"))
+    except Exception as exc:  # ASE raises many types for malformed files
+        return [(str(file), f"cannot read extxyz: {str(exc).strip().splitlines()[0]}")]
+    entries = []
+    for i, atoms in enumerate(frames):
+        try:
+            entries.append((_join(prefix, str(i)), Crystal.from_ase(atoms)))
+        except StructureError as exc:
+            entries.append((_join(prefix, str(i)), str(exc)))
+    return entries
+
+
+def _parse_one(text: str) -> list[Block] | str:
+    if not text.strip():
+        return "empty CIF"
+    try:
+        return parse_cif_text(text)
+    except StructureError as exc:
+        return str(exc)
+
+
+def _parse_chunk(texts: list[str]) -> list[list[Block] | str]:
+    return [_parse_one(t) for t in texts]
+
+
+def _parse_all(texts: list[str], workers: int, progress: bool | None) -> list[list[Block] | str]:
+    """Parse CIF texts, in `workers` processes when there are many."""
+    bar = tqdm(total=len(texts), desc="reading", unit="cif", disable=not progress if progress is not None
+               else None, leave=False)
+    with bar:
+        if workers < 2 or len(texts) < PARALLEL_MIN_TEXTS:
+            results = []
+            for text in texts:
+                results.append(_parse_one(text))
+                bar.update()
+            return results
+        size = max(64, len(texts) // (workers * 8))
+        chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
+        context = multiprocessing.get_context("fork")
+        results = []
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for chunk_result in pool.map(_parse_chunk, chunks):
+                results.extend(chunk_result)
+                bar.update(len(chunk_result))
+        return results
+
+
+class _Builder:
+    """Accumulates crystals and errors in input order, making names unique."""
+
+    def __init__(self):
+        self.names: list[str] = []
+        self.crystals: list[Crystal] = []
+        self.errors: list[ReadError] = []
+
+    def add(self, name: str, crystal: Crystal) -> None:
+        self.names.append(name)
+        self.crystals.append(crystal)
+
+    def fail(self, name: str, reason: str) -> None:
+        self.errors.append(ReadError(name, reason))
+
+    def add_entry(self, name: str, crystal_or_reason: Crystal | str) -> None:
+        if isinstance(crystal_or_reason, str):
+            self.fail(name, crystal_or_reason)
+        else:
+            self.add(name, crystal_or_reason)
+
+    def build(self) -> StructureSet:
+        counts = Counter(self.names)
+        if len(counts) != len(self.names):
+            seen: Counter = Counter()
+            unique = []
+            for name in self.names:
+                seen[name] += 1
+                unique.append(name if counts[name] == 1 else f"{name}#{seen[name]}")
+            self.names = unique
+        return StructureSet(self.names, self.crystals, self.errors)

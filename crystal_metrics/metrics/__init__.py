@@ -1,0 +1,1 @@
+"""Metrics on arrays of crystals: validity, distribution EMDs, Fréchet distance."""
