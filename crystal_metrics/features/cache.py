@@ -1,0 +1,59 @@
+"""On-disk cache of per-structure embeddings, keyed by structure hash and extractor weights.
+
+One SQLite file; scoring many generated sets against one reference embeds the reference once.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from ..crystal import Crystal
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS embeddings (
+    extractor TEXT NOT NULL, structure TEXT NOT NULL, latent BLOB NOT NULL, energy REAL,
+    PRIMARY KEY (extractor, structure))"""
+
+
+def structure_hash(crystal: Crystal) -> str:
+    """sha256 of the lattice, coordinates and species exactly as stored."""
+    digest = hashlib.sha256()
+    for array in (crystal.lattice, crystal.frac_coords, crystal.numbers):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    """Latents (float64, stored exactly) and energies (eV/atom) per (extractor sha256, structure)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with self._connect() as db:
+            db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=60)
+
+    def get(self, extractor: str, keys: list[str]) -> dict[str, tuple[np.ndarray, float]]:
+        """The cached entries among `keys`: {key: (latent (d,), energy)}."""
+        found = {}
+        with self._connect() as db:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                rows = db.execute(
+                    "SELECT structure, latent, energy FROM embeddings WHERE extractor = ? AND "
+                    f"structure IN ({','.join('?' * len(chunk))})", [extractor, *chunk])
+                for key, latent, energy in rows:
+                    found[key] = (np.frombuffer(latent, dtype=np.float64),
+                                  np.nan if energy is None else energy)  # SQLite keeps NaN as NULL
+        return found
+
+    def put(self, extractor: str, keys: list[str], latents: np.ndarray, energies: np.ndarray) -> None:
+        """Store latents (n, d) and energies (n,) for `keys`, in one transaction."""
+        rows = [(extractor, key, np.asarray(latent, np.float64).tobytes(), float(energy))
+                for key, latent, energy in zip(keys, latents, energies)]
+        with self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from crystal_metrics import CrystalMetricsError, OutputExistsError
+from crystal_metrics.features import EmbeddingCache, ExtractorId, FeatureStatistics, structure_hash
+
+from conftest import TRANSFORMS, rock_salt
+
+EXTRACTOR = ExtractorId("test-model", "ab" * 32, 4)
+
+
+def _stats(seed=0, extractor=EXTRACTOR):
+    return FeatureStatistics.from_features(np.random.default_rng(seed).normal(size=(20, 4)), extractor)
+
+
+def test_statistics_round_trip(tmp_path):
+    stats = _stats()
+    stats.save(tmp_path / "s.npz")
+    loaded = FeatureStatistics.load(tmp_path / "s.npz")
+    assert loaded.extractor == EXTRACTOR and loaded.n == 20
+    np.testing.assert_array_equal(loaded.mu, stats.mu)
+    np.testing.assert_array_equal(loaded.sigma, stats.sigma)
+    np.testing.assert_allclose(loaded.features, stats.features, rtol=1e-6)
+    assert EXTRACTOR.as_dict() == {"name": "test-model", "sha256": "ab" * 6, "dim": 4}
+
+
+def test_statistics_file_is_not_overwritten(tmp_path):
+    _stats().save(tmp_path / "s.npz")
+    with pytest.raises(OutputExistsError):
+        _stats(1).save(tmp_path / "s.npz")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", None])
+def test_not_a_statistics_file(tmp_path, content):
+    path = tmp_path / "s.npz"
+    if content is None:
+        np.savez(path, mu=np.zeros(3))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CrystalMetricsError, match="not a crystal-metrics statistics file"):
+        FeatureStatistics.load(path)
+
+
+def test_different_extractors_are_refused():
+    other = ExtractorId("test-model", "cd" * 32, 4)
+    with pytest.raises(CrystalMetricsError, match="different extractors"):
+        _stats().check_same_extractor(_stats(extractor=other))
+    _stats().check_same_extractor(_stats(1))
+
+
+def test_feature_dimension_must_match():
+    with pytest.raises(CrystalMetricsError, match="do not match"):
+        FeatureStatistics.from_features(np.zeros((5, 3)), EXTRACTOR)
+
+
+def test_cache_round_trip_is_exact(tmp_path):
+    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    keys = ["a", "b", "c"]
+    latents = np.random.default_rng(0).normal(size=(3, 4))
+    cache.put("w1", keys, latents, np.array([1.5, np.nan, -2.0]))
+    found = cache.get("w1", ["c", "a", "missing"])
+    assert set(found) == {"a", "c"}
+    np.testing.assert_array_equal(found["a"][0], latents[0])
+    assert found["c"][1] == -2.0
+    assert np.isnan(cache.get("w1", ["b"])["b"][1])
+    assert cache.get("w2", keys) == {}  # other weights: nothing cached
+
+
+def test_structure_hash_distinguishes_structures():
+    nacl = rock_salt()
+    assert structure_hash(nacl) == structure_hash(rock_salt())
+    assert structure_hash(nacl) != structure_hash(rock_salt(5.65))
+    assert structure_hash(nacl) != structure_hash(TRANSFORMS["permutation"](nacl))
