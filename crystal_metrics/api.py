@@ -39,10 +39,15 @@ def validity_summary(structures: StructureSet, result: ValidityResult) -> dict:
     }
 
 
+def labelled_errors(gen_errors, ref_errors) -> list[dict]:
+    """Read errors of both sets, named 'gen:NAME' or 'ref:NAME'."""
+    return [{"name": f"{label}:{e.name}", "reason": e.reason}
+            for label, errors in (("gen", gen_errors), ("ref", ref_errors)) for e in errors]
+
+
 def distribution_summary(gen: StructureSet, ref: StructureSet) -> dict:
     """The JSON fields of `crystal-metrics density`; read errors are named 'gen:...' or 'ref:...'."""
-    errors = [{"name": f"{label}:{e.name}", "reason": e.reason}
-              for label, s in (("gen", gen), ("ref", ref)) for e in s.errors]
+    errors = labelled_errors(gen.errors, ref.errors)
     return {
         "n_gen": len(gen),
         "n_ref": len(ref),

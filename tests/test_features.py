@@ -10,7 +10,9 @@ EXTRACTOR = ExtractorId("test-model", "ab" * 32, 4)
 
 
 def _stats(seed=0, extractor=EXTRACTOR):
-    return FeatureStatistics.from_features(np.random.default_rng(seed).normal(size=(20, 4)), extractor)
+    rng = np.random.default_rng(seed)
+    return FeatureStatistics(rng.normal(size=(20, 4)), rng.normal(size=20), rng.uniform(1, 9, 20),
+                             rng.integers(1, 5, 20), extractor)
 
 
 def test_statistics_round_trip(tmp_path):
@@ -18,9 +20,10 @@ def test_statistics_round_trip(tmp_path):
     stats.save(tmp_path / "s.npz")
     loaded = FeatureStatistics.load(tmp_path / "s.npz")
     assert loaded.extractor == EXTRACTOR and loaded.n == 20
-    np.testing.assert_array_equal(loaded.mu, stats.mu)
-    np.testing.assert_array_equal(loaded.sigma, stats.sigma)
-    np.testing.assert_allclose(loaded.features, stats.features, rtol=1e-6)
+    for a, b in zip(loaded.gaussian, stats.gaussian):
+        np.testing.assert_array_equal(a, b)
+    for key in ("features", "energies", "densities", "n_elements"):
+        np.testing.assert_array_equal(getattr(loaded, key), getattr(stats, key))
     assert EXTRACTOR.as_dict() == {"name": "test-model", "sha256": "ab" * 6, "dim": 4}
 
 
@@ -42,15 +45,30 @@ def test_not_a_statistics_file(tmp_path, content):
 
 
 def test_different_extractors_are_refused():
-    other = ExtractorId("test-model", "cd" * 32, 4)
-    with pytest.raises(CrystalMetricsError, match="different extractors"):
-        _stats().check_same_extractor(_stats(extractor=other))
+    other_weights = ExtractorId("test-model", "cd" * 32, 4)
+    other_graph = ExtractorId("test-model", "ab" * 32, 4, "shelltol0")
+    for other in (other_weights, other_graph):
+        with pytest.raises(CrystalMetricsError, match="different extractors"):
+            _stats().check_same_extractor(_stats(extractor=other))
     _stats().check_same_extractor(_stats(1))
+    assert str(other_graph) == "test-model[shelltol0] (sha256 abababababab, 4-d)"
 
 
-def test_feature_dimension_must_match():
+def test_extractor_id_of_an_alignn_extractor():
+    from types import SimpleNamespace
+
+    sha = "12" * 32
+    plain = SimpleNamespace(name="alignn-ff", sha256=sha, dim=256, id=f"alignn-ff-{sha[:12]}-256")
+    exact = SimpleNamespace(**{**vars(plain), "id": plain.id + "-shelltol0"})
+    assert ExtractorId.of(plain) == ExtractorId("alignn-ff", sha, 256, "")
+    assert ExtractorId.of(exact).variant == "shelltol0"
+
+
+def test_inconsistent_arrays_are_refused():
     with pytest.raises(CrystalMetricsError, match="do not match"):
-        FeatureStatistics.from_features(np.zeros((5, 3)), EXTRACTOR)
+        FeatureStatistics(np.zeros((5, 3)), np.zeros(5), np.zeros(5), np.zeros(5), EXTRACTOR)
+    with pytest.raises(CrystalMetricsError, match="different lengths"):
+        FeatureStatistics(np.zeros((5, 4)), np.zeros(4), np.zeros(5), np.zeros(5), EXTRACTOR)
 
 
 def test_cache_round_trip_is_exact(tmp_path):

@@ -51,6 +51,11 @@ class EmbeddingCache:
                                   np.nan if energy is None else energy)  # SQLite keeps NaN as NULL
         return found
 
+    def counts(self) -> dict[str, int]:
+        """Number of cached structures per extractor key."""
+        with self._connect() as db:
+            return dict(db.execute("SELECT extractor, COUNT(*) FROM embeddings GROUP BY extractor"))
+
     def put(self, extractor: str, keys: list[str], latents: np.ndarray, energies: np.ndarray) -> None:
         """Store latents (n, d) and energies (n,) for `keys`, in one transaction."""
         rows = [(extractor, key, np.asarray(latent, np.float64).tobytes(), float(energy))

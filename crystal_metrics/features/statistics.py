@@ -1,9 +1,15 @@
-"""Precomputed feature statistics (`crystal-metrics stats`), pytorch-fid style, in one .npz."""
+"""Per-set feature files (`crystal-metrics stats`): what every set-level metric needs, in one .npz.
+
+Besides mean and covariance (for FAD, pytorch-fid style) the file keeps the per-structure
+latents (for KID), formation energies, densities and element counts (for the EMDs), so a
+reference set is embedded once and its structures are not needed again.
+"""
 from __future__ import annotations
 
 import io
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -13,59 +19,84 @@ from ..io import atomic_write_bytes
 from ..metrics.frechet import gaussian_statistics
 
 FORMAT = "crystal-metrics-stats-1"
+_PER_STRUCTURE = ("features", "energies", "densities", "n_elements")
 
 
 @dataclass(frozen=True)
 class ExtractorId:
-    """What produced a feature set: model name, weights sha256 (full hex) and feature dimension."""
+    """What produced a feature set: model name, weights sha256 (full hex), feature dimension and
+    any non-default graph setting (`variant`, e.g. 'shelltol0'; '' for the default)."""
 
     name: str
     sha256: str
     dim: int
+    variant: str = ""
 
     @classmethod
     def of(cls, extractor) -> ExtractorId:
-        """From any object with `.name`, `.sha256` and `.dim` (e.g. an ALIGNN extractor)."""
-        return cls(str(extractor.name), str(extractor.sha256), int(extractor.dim))
+        """From an ALIGNN extractor (`.name`, `.sha256`, `.dim`, `.id`)."""
+        default_id = f"{extractor.name}-{extractor.sha256[:12]}-{extractor.dim}"
+        return cls(str(extractor.name), str(extractor.sha256), int(extractor.dim),
+                   extractor.id[len(default_id) + 1:])
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}[{self.variant}]" if self.variant else self.name
 
     def as_dict(self) -> dict:
         """As reported with every FAD: sha256 shortened to its first 12 hex digits."""
-        return {"name": self.name, "sha256": self.sha256[:12], "dim": self.dim}
+        return {"name": self.label, "sha256": self.sha256[:12], "dim": self.dim}
 
     def __str__(self) -> str:
-        return f"{self.name} (sha256 {self.sha256[:12]}, {self.dim}-d)"
+        return f"{self.label} (sha256 {self.sha256[:12]}, {self.dim}-d)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FeatureStatistics:
-    """Mean (d,), covariance (d, d) in float64, the features (n, d) themselves (for KID), and
-    the extractor that made them."""
+    """One set's per-structure arrays and the extractor of its features.
 
-    mu: np.ndarray
-    sigma: np.ndarray
+    Attributes:
+        features: (n, d) float64 latents.
+        energies: (n,) formation energy per atom, eV/atom.
+        densities: (n,) mass density, g/cm³.
+        n_elements: (n,) number of distinct elements.
+        extractor: what made `features`.
+        errors: `ReadError`s of the structures left out (not saved in the file).
+    """
+
     features: np.ndarray
+    energies: np.ndarray
+    densities: np.ndarray
+    n_elements: np.ndarray
     extractor: ExtractorId
+    errors: tuple = ()
+
+    def __post_init__(self):
+        n, d = len(self.features), self.extractor.dim
+        if self.features.shape != (n, d):
+            raise CrystalMetricsError(
+                f"features of shape {self.features.shape} do not match the {d}-d extractor")
+        if any(len(getattr(self, k)) != n for k in _PER_STRUCTURE):
+            raise CrystalMetricsError("per-structure arrays have different lengths")
 
     @property
     def n(self) -> int:
         return len(self.features)
 
-    @classmethod
-    def from_features(cls, features, extractor: ExtractorId) -> FeatureStatistics:
-        features = np.asarray(features, dtype=np.float64)
-        if features.ndim != 2 or features.shape[1] != extractor.dim:
-            raise CrystalMetricsError(
-                f"features of shape {features.shape} do not match the {extractor.dim}-d extractor")
-        mu, sigma = gaussian_statistics(features)
-        return cls(mu, sigma, features, extractor)
+    @cached_property
+    def gaussian(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (d,) and covariance (d, d) of the features, float64."""
+        return gaussian_statistics(self.features)
 
     def save(self, path, overwrite: bool = False) -> None:
         """Write to `path` (.npz) atomically; refuses to replace a file unless `overwrite`."""
+        mu, sigma = self.gaussian
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, format=FORMAT, mu=self.mu, sigma=self.sigma,
-                            features=self.features.astype(np.float32), n=self.n,
+        np.savez_compressed(buffer, format=FORMAT, mu=mu, sigma=sigma, n=self.n,
                             extractor_name=self.extractor.name,
-                            extractor_sha256=self.extractor.sha256, dim=self.extractor.dim)
+                            extractor_sha256=self.extractor.sha256, dim=self.extractor.dim,
+                            extractor_variant=self.extractor.variant,
+                            **{k: getattr(self, k) for k in _PER_STRUCTURE})
         atomic_write_bytes(path, buffer.getvalue(), overwrite)
 
     @classmethod
@@ -77,18 +108,19 @@ class FeatureStatistics:
                 if str(data["format"]) != FORMAT:
                     raise KeyError("format")
                 extractor = ExtractorId(str(data["extractor_name"]), str(data["extractor_sha256"]),
-                                        int(data["dim"]))
-                mu, sigma = data["mu"], data["sigma"]
-                features = data["features"].astype(np.float64)
-                n = int(data["n"])
+                                        int(data["dim"]), str(data["extractor_variant"]))
+                arrays = {k: data[k] for k in _PER_STRUCTURE}
+                gaussian = (data["mu"], data["sigma"])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
             raise CrystalMetricsError(
                 f"{path} is not a crystal-metrics statistics file (make one with "
                 "'crystal-metrics stats PATH -o STATS.npz')") from None
-        d = extractor.dim
-        if mu.shape != (d,) or sigma.shape != (d, d) or features.shape != (n, d):
-            raise CrystalMetricsError(f"{path} is damaged: array shapes do not match dim {d}")
-        return cls(mu, sigma, features, extractor)
+        try:
+            stats = cls(extractor=extractor, **arrays)
+        except CrystalMetricsError as exc:
+            raise CrystalMetricsError(f"{path} is damaged: {exc}") from None
+        stats.__dict__["gaussian"] = gaussian  # as stored: the file is the reference
+        return stats
 
     def check_same_extractor(self, other: FeatureStatistics) -> None:
         """Refuse to compare features made by different extractors."""

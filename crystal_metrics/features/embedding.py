@@ -1,0 +1,49 @@
+"""Structure set -> `FeatureStatistics`: ALIGNN latents and energies, through the embedding cache."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..crystal import Crystal
+from ..io import StructureSet
+from ..metrics.distribution import densities, element_counts
+from .cache import EmbeddingCache, structure_hash
+from .statistics import ExtractorId, FeatureStatistics
+
+
+def formation_energies(extractor, crystals: list[Crystal], outputs: np.ndarray) -> np.ndarray:
+    """Formation energy per atom (eV/atom), shape (n,).
+
+    An energy model (ALIGNN-FF, `kind == "atomwise"`) predicts total energy per atom: the
+    composition-weighted JARVIS elemental reference energies are subtracted. A property model
+    (classic ALIGNN such as `mp_e_form_alignn`) predicts formation energy itself.
+    """
+    from ..alignn import formation_energy_per_atom
+
+    if extractor.config.kind != "atomwise":
+        return np.asarray(outputs, dtype=np.float64)
+    return formation_energy_per_atom([c.numbers for c in crystals], outputs)
+
+
+def featurize(structures: StructureSet, extractor, cache: EmbeddingCache | None = None,
+              batch_size: int = 32, progress: bool | None = None) -> FeatureStatistics:
+    """Embed every crystal of `structures` (cached ones are not embedded again)."""
+    crystals = structures.crystals
+    key = f"{extractor.sha256}:{extractor.id}"  # weights and graph settings
+    hashes = [structure_hash(c) for c in crystals]
+    found = cache.get(key, hashes) if cache is not None else {}
+    missing = [i for i, h in enumerate(hashes) if h not in found]
+    latents = np.empty((len(crystals), extractor.dim))
+    outputs = np.empty(len(crystals))
+    if missing:
+        new_latents, new_outputs = extractor.embed([crystals[i].to_pymatgen() for i in missing],
+                                                   batch_size=batch_size, progress=progress)
+        new_outputs = np.asarray(new_outputs, np.float64).reshape(len(missing), -1)[:, 0]
+        latents[missing], outputs[missing] = new_latents, new_outputs
+        if cache is not None:
+            cache.put(key, [hashes[i] for i in missing], new_latents, new_outputs)
+    for i, h in enumerate(hashes):
+        if h in found:
+            latents[i], outputs[i] = found[h]
+    return FeatureStatistics(latents, formation_energies(extractor, crystals, outputs),
+                             densities(crystals), element_counts(crystals), ExtractorId.of(extractor),
+                             tuple(structures.errors))

@@ -1,0 +1,145 @@
+"""Set-level scores that need a feature extractor: FAD, KID, energy EMD, and `evaluate`.
+
+GEN and REF are anything `read_structures` accepts or a statistics file (`.npz`, made by
+`crystal-metrics stats`); the extractor is loaded only if a side has to be embedded.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .errors import CrystalMetricsError
+from .features import EmbeddingCache, FeatureStatistics
+from .features.embedding import featurize
+from .api import labelled_errors
+from .io import StructureSet, read_structures
+from .metrics.distribution import emd
+from .metrics.frechet import frechet_distance
+from .metrics.kid import kernel_distance
+from .metrics.validity import ValidityResult, validity
+
+
+class SmallSampleWarning(UserWarning):
+    """A set is too small for a well-conditioned covariance: FAD is biased upward."""
+
+
+def is_statistics_file(source) -> bool:
+    return isinstance(source, (str, Path)) and str(source).lower().endswith(".npz")
+
+
+class FeatureSource:
+    """Turns sets or statistics files into `FeatureStatistics` with one extractor.
+
+    Args:
+        weights: None (ALIGNN-FF), an ALIGNN checkpoint folder or zip, or a URL.
+        device: torch device; default CUDA when available.
+        cache: use the on-disk embedding cache (in the crystal-metrics cache folder).
+        batch_size: structures per forward pass.
+        progress: show progress bars (default: on a terminal).
+        exact_graph: build alignn's graph bit for bit, neighbour shells split by rounding noise
+            (not invariant to rotation, translation or supercells; FADs are not comparable to
+            the default's).
+    """
+
+    def __init__(self, weights=None, device=None, cache: bool = True, batch_size: int = 32,
+                 progress: bool | None = None, exact_graph: bool = False):
+        self.weights, self.device, self.use_cache = weights, device, cache
+        self.batch_size, self.progress, self.exact_graph = batch_size, progress, exact_graph
+
+    @cached_property
+    def extractor(self):
+        from .alignn import load_extractor
+
+        if self.exact_graph:
+            return load_extractor(self.weights, device=self.device, shell_tol=0.0)
+        return load_extractor(self.weights, device=self.device)
+
+    @cached_property
+    def cache(self) -> EmbeddingCache | None:
+        from .weights import cache_dir
+
+        return EmbeddingCache(cache_dir() / "embeddings.sqlite") if self.use_cache else None
+
+    def __call__(self, source) -> FeatureStatistics:
+        if isinstance(source, FeatureStatistics):
+            return source
+        if is_statistics_file(source):
+            return FeatureStatistics.load(source)
+        structures = read_structures(source, progress=self.progress)  # a StructureSet passes through
+        if not len(structures):
+            raise CrystalMetricsError(f"no readable structures in {source}")
+        return featurize(structures, self.extractor, self.cache, self.batch_size, self.progress)
+
+
+def feature_pair(gen, ref, features: FeatureSource | None = None
+                 ) -> tuple[FeatureStatistics, FeatureStatistics]:
+    """Features of GEN and REF, refusing to mix extractors."""
+    features = features or FeatureSource()
+    gen_stats, ref_stats = features(gen), features(ref)
+    gen_stats.check_same_extractor(ref_stats)
+    return gen_stats, ref_stats
+
+
+def feature_scores(gen: FeatureStatistics, ref: FeatureStatistics, kid_subsets: int = 100,
+                   kid_subset_size: int = 1000) -> dict:
+    """FAD, KID and energy EMD of two feature sets of the same extractor (JSON fields)."""
+    gen.check_same_extractor(ref)
+    for label, stats in (("GEN", gen), ("REF", ref)):
+        if stats.n < 2:
+            raise CrystalMetricsError(f"{label} has {stats.n} readable structure(s); FAD and KID "
+                                      "need at least 2 (thousands for a meaningful value)")
+        if stats.n < 2 * stats.extractor.dim:
+            warnings.warn(f"{label} has {stats.n} structures, fewer than 2 × {stats.extractor.dim}: "
+                          "its covariance is rank-deficient and FAD is biased upward; use "
+                          "thousands of structures", SmallSampleWarning, stacklevel=3)
+    kid, kid_std = kernel_distance(gen.features, ref.features, kid_subsets, kid_subset_size)
+    return {"fad": frechet_distance(*gen.gaussian, *ref.gaussian), "n_gen": gen.n, "n_ref": ref.n,
+            "extractor": gen.extractor.as_dict(), "kid": kid, "kid_std": kid_std,
+            "energy_emd": emd(gen.energies, ref.energies)}
+
+
+def fad(gen, ref, features: FeatureSource | None = None) -> dict:
+    """Fréchet ALIGNN Distance between GEN and REF, with KID and the extractor's identity.
+
+    Returns {"fad", "n_gen", "n_ref", "extractor": {name, sha256, dim}, "kid", "kid_std"}.
+    """
+    scores = feature_scores(*feature_pair(gen, ref, features))
+    del scores["energy_emd"]
+    return scores
+
+
+def energy_emd(gen, ref, features: FeatureSource | None = None) -> float:
+    """EMD between the formation-energy-per-atom distributions of GEN and REF, eV/atom."""
+    gen_stats, ref_stats = feature_pair(gen, ref, features)
+    return emd(gen_stats.energies, ref_stats.energies)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Result of `evaluate`: the JSON fields and what they were computed from."""
+
+    summary: dict
+    structures: StructureSet
+    features: FeatureStatistics
+    validity: ValidityResult
+
+
+def evaluate(gen, ref, features: FeatureSource | None = None) -> Evaluation:
+    """Every metric in one pass, each set embedded once: validity of GEN, density and
+    element-count EMD, energy EMD, FAD and KID (the keys of `validity`, `density` and `fad`)."""
+    features = features or FeatureSource()
+    gen_set = read_structures(gen, progress=features.progress)
+    if not len(gen_set):
+        raise CrystalMetricsError(f"no readable structures in {gen}")
+    result = validity(gen_set.crystals)
+    gen_stats = features(gen_set)
+    ref_stats = features(ref)
+    errors = labelled_errors(gen_set.errors, ref_stats.errors)
+    summary = {"n_structures": len(gen_set), "n_read_errors": len(errors), "read_errors": errors,
+               "n_valid": result.n_valid, "validity": result.fractions(),
+               "density_emd": emd(gen_stats.densities, ref_stats.densities),
+               "n_elements_emd": emd(gen_stats.n_elements, ref_stats.n_elements),
+               **feature_scores(gen_stats, ref_stats)}
+    return Evaluation(summary, gen_set, gen_stats, result)

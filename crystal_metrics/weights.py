@@ -1,0 +1,324 @@
+"""Fetch, cache and verify ALIGNN checkpoints.
+
+A checkpoint is an ALIGNN training ``config.json`` plus its weights
+(``best_model.pt``, or ``checkpoint_<epoch>.pt`` holding ``{"model": ...}``).
+Accepted sources (see ``resolve_checkpoint``):
+
+* ``None`` / ``"alignn-ff"``: ALIGNN-FF (JARVIS-DFT energies and forces,
+  Choudhary et al. 2023), the files ``alignn/ff/{config.json,best_model.pt}``
+  of the ``alignn==2023.1.10`` wheel on PyPI. On first use the wheel is fetched
+  with ``python -m pip download alignn==2023.1.10 --no-deps``, the two files
+  are extracted, their sha256 checked, and they are then reused offline;
+* a folder holding ``config.json`` and the weights;
+* a ``.zip`` of such a folder (e.g. the official figshare archives such as
+  ``mp_e_form_alignn``);
+* an ``http(s)://`` URL of such a zip (downloaded into the cache, optionally
+  hash-checked).
+
+Cache folder: ``$CRYSTAL_METRICS_CACHE`` or ``~/.cache/crystal-metrics``.
+Every failure raises ``WeightsError`` with a one-sentence message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+from crystal_metrics.errors import CrystalMetricsError
+
+ALIGNN_FF_PIP_SPEC = "alignn==2023.1.10"
+ALIGNN_FF_MEMBERS = {
+    "best_model.pt": "255b95b24fecb0ed2c6b4d326bfc557acc2ed3b36ad3a36d1cc99276765803b7",
+    "config.json": "3b07cc63e8a6a73bf930c8aa1b0cea36209ee6a43e8bdc5efadc4fcb9ed7662a",
+}
+ALIGNN_FF_NAME = "alignn-ff"
+
+
+class WeightsError(CrystalMetricsError):
+    """Model weights cannot be obtained, verified or loaded."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A resolved checkpoint: parsed config dict, raw weight bytes' location.
+
+    Attributes:
+        name: short model name (folder / zip stem, or ``alignn-ff``).
+        config: the parsed ``config.json``.
+        weights_path: local file holding the torch-saved weights.
+        sha256: hex sha256 of that weights file.
+        allow_pickle: whether a legacy checkpoint that plain tensor loading
+            (``weights_only=True``) rejects may be unpickled: True for the
+            user's own local files and hash-pinned URLs, False otherwise.
+    """
+
+    name: str
+    config: dict
+    weights_path: Path
+    sha256: str
+    allow_pickle: bool = False
+
+
+def cache_dir() -> Path:
+    """``$CRYSTAL_METRICS_CACHE`` or ``~/.cache/crystal-metrics`` (created)."""
+    root = os.environ.get("CRYSTAL_METRICS_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "crystal-metrics"
+    )
+    path = Path(root)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WeightsError(f"Cannot create the cache folder {path}: {exc.strerror}.") from None
+    return path
+
+
+def sha256_file(path: Union[str, Path]) -> str:
+    """Hex sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"Cannot read ALIGNN config {path}: {exc}.") from None
+
+
+def fetch_alignn_ff(cache: Optional[Path] = None) -> Path:
+    """Folder with the verified ALIGNN-FF ``config.json`` + ``best_model.pt``.
+
+    Downloads the ``alignn==2023.1.10`` wheel with pip on first use (needs
+    PyPI access once); afterwards works offline.
+    """
+    dest = (cache or cache_dir()) / "alignn-ff-2023.1.10"
+    if all((dest / n).is_file() for n in ALIGNN_FF_MEMBERS) and all(
+        sha256_file(dest / n) == h for n, h in ALIGNN_FF_MEMBERS.items()
+    ):
+        return dest
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        cmd = [
+            sys.executable, "-m", "pip", "download", ALIGNN_FF_PIP_SPEC,
+            "--no-deps", "--disable-pip-version-check", "-q", "-d", tmp,
+        ]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise WeightsError(
+                f"Could not run pip to download the ALIGNN-FF weights ({exc}); "
+                "pass weights=PATH to a local checkpoint instead."
+            ) from None
+        wheels = list(Path(tmp).glob("alignn-2023.1.10-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            last = (proc.stderr or proc.stdout or "").strip().splitlines()
+            why = last[-1] if last else f"exit code {proc.returncode}"
+            raise WeightsError(
+                f"Could not download the ALIGNN-FF weights with 'pip download "
+                f"{ALIGNN_FF_PIP_SPEC}' ({why}); check network access to PyPI or "
+                "pass weights=PATH to a local checkpoint."
+            )
+        staging = Path(tmp) / "out"
+        staging.mkdir()
+        try:
+            with zipfile.ZipFile(wheels[0]) as z:
+                for name, want in ALIGNN_FF_MEMBERS.items():
+                    data = z.read(f"alignn/ff/{name}")
+                    got = hashlib.sha256(data).hexdigest()
+                    if got != want:
+                        raise WeightsError(
+                            f"ALIGNN-FF {name} from {wheels[0].name} has sha256 {got[:12]}…, "
+                            f"expected {want[:12]}…; refusing to use it."
+                        )
+                    (staging / name).write_bytes(data)
+        except (zipfile.BadZipFile, KeyError, OSError) as exc:
+            raise WeightsError(f"The downloaded ALIGNN wheel is unusable ({exc}).") from None
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(staging, dest)
+    return dest
+
+
+def download_url(
+    url: str,
+    sha256: Optional[str] = None,
+    cache: Optional[Path] = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` into ``<cache>/downloads`` (reused when present).
+
+    The byte count is checked against Content-Length and, when given, the
+    file's sha256 against ``sha256``; a mismatch deletes the file.
+    """
+    folder = (cache or cache_dir()) / "downloads"
+    folder.mkdir(parents=True, exist_ok=True)
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", url.rstrip("/").rsplit("/", 1)[-1]) or "download"
+    tag = sha256[:12] if sha256 else hashlib.sha256(url.encode()).hexdigest()[:12]
+    target = folder / f"{tag}-{base}"
+    if target.is_file() and (sha256 is None or sha256_file(target) == sha256):
+        return target
+    part = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            total = resp.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else None
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"download {base}")
+            n = 0
+            with open(part, "wb") as out:
+                while True:
+                    block = resp.read(1 << 20)
+                    if not block:
+                        break
+                    out.write(block)
+                    n += len(block)
+                    if bar is not None:
+                        bar.update(len(block))
+            if bar is not None:
+                bar.close()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        part.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", None) or exc
+        raise WeightsError(f"Could not download {url} ({reason}).") from None
+    if total is not None and n != total:
+        part.unlink(missing_ok=True)
+        raise WeightsError(f"Download of {url} is truncated ({n} of {total} bytes).")
+    if sha256 is not None:
+        got = sha256_file(part)
+        if got != sha256.lower():
+            part.unlink(missing_ok=True)
+            raise WeightsError(
+                f"Download of {url} has sha256 {got[:12]}…, expected {sha256[:12]}…."
+            )
+    os.replace(part, target)
+    return target
+
+
+_CHK = re.compile(r"checkpoint_(\d+)\.pt$")
+
+
+def _from_folder(folder: Path) -> Checkpoint:
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        found = sorted(folder.rglob("config.json"))
+        if len(found) != 1:
+            raise WeightsError(f"No single config.json found in {folder}.")
+        folder, cfg = found[0].parent, found[0]
+    weights = folder / "best_model.pt"
+    if not weights.is_file():
+        chks = sorted(
+            (int(m.group(1)), p) for p in folder.glob("checkpoint_*.pt") if (m := _CHK.search(p.name))
+        )
+        if not chks:
+            raise WeightsError(f"No best_model.pt or checkpoint_*.pt next to {cfg}.")
+        weights = chks[-1][1]
+    return Checkpoint(folder.name, _read_config(cfg), weights, sha256_file(weights), True)
+
+
+def _from_zip(path: Path, allow_pickle: bool = True) -> Checkpoint:
+    """Same member choice as alignn's legacy ``get_figshare_model``: the last
+    archive member named ``*checkpoint_*pt*`` or ``*best_model.pt``."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            cfgs = [n for n in names if n.endswith("config.json")]
+            chks = [n for n in names if ("checkpoint_" in n and "pt" in n) or n.endswith("best_model.pt")]
+            if not cfgs or not chks:
+                raise WeightsError(f"{path} holds no config.json and best_model.pt / checkpoint_*.pt.")
+            config = json.loads(z.read(cfgs[-1]))
+            dest = (cache_dir() / "extracted") / sha256_file(path)[:16]
+            dest.mkdir(parents=True, exist_ok=True)
+            target = dest / Path(chks[-1]).name
+            if not target.is_file():
+                tmp = target.with_name(target.name + ".part")
+                tmp.write_bytes(z.read(chks[-1]))
+                os.replace(tmp, target)
+    except WeightsError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zipfile.LargeZipFile) as exc:
+        raise WeightsError(f"{path} is not a readable checkpoint zip ({exc}).") from None
+    name = path.stem.split("-", 1)[-1] if path.parent.name == "downloads" else path.stem
+    return Checkpoint(name, config, target, sha256_file(target), allow_pickle)
+
+
+def resolve_checkpoint(weights: Union[None, str, Path] = None, sha256: Optional[str] = None) -> Checkpoint:
+    """Turn a ``weights`` argument into a local, verified ``Checkpoint``.
+
+    Args:
+        weights: None or "alignn-ff" (default model), a folder, a .zip, or an
+            http(s) URL of a zip.
+        sha256: expected sha256 of a URL download (optional).
+    """
+    if weights is None or str(weights).lower() in (ALIGNN_FF_NAME, "alignn_ff"):
+        folder = fetch_alignn_ff()
+        return Checkpoint(
+            ALIGNN_FF_NAME,
+            _read_config(folder / "config.json"),
+            folder / "best_model.pt",
+            ALIGNN_FF_MEMBERS["best_model.pt"],
+            allow_pickle=False,
+        )
+    text = str(weights)
+    if re.match(r"^https?://", text):
+        return _from_zip(download_url(text, sha256=sha256), allow_pickle=sha256 is not None)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise WeightsError(f"ALIGNN checkpoint {path} does not exist.")
+    if path.is_dir():
+        return _from_folder(path)
+    if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
+        return _from_zip(path)
+    raise WeightsError(f"{path} is neither a checkpoint folder nor a zip file.")
+
+
+def load_state_dict(ckpt: Checkpoint) -> dict:
+    """Load the tensors of ``ckpt`` on CPU (``{"model": sd}`` is unwrapped)."""
+    import torch
+
+    try:
+        obj = torch.load(ckpt.weights_path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"Weights file {ckpt.weights_path} is missing.") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types
+        if not ckpt.allow_pickle or "weights_only" not in str(exc).lower().replace(" ", "_"):
+            raise WeightsError(
+                f"Cannot load weights {ckpt.weights_path} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200]})."
+            ) from None
+        # legacy training checkpoints pickle optimiser / trainer objects
+        import warnings
+
+        warnings.warn(
+            f"{ckpt.weights_path} is not a plain tensor file; unpickling it "
+            "(only do this for checkpoints you trust).",
+            stacklevel=2,
+        )
+        try:
+            obj = torch.load(ckpt.weights_path, map_location="cpu", weights_only=False)
+        except Exception as exc2:  # noqa: BLE001
+            raise WeightsError(
+                f"Cannot load weights {ckpt.weights_path} ({type(exc2).__name__})."
+            ) from None
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
+        raise WeightsError(f"{ckpt.weights_path} does not hold an ALIGNN state dict.")
+    return obj

@@ -1,0 +1,101 @@
+"""ALIGNN graph construction: identical to alignn / jarvis-tools k-nearest."""
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from crystal_metrics.alignn import cgcnn_feature_table
+from crystal_metrics.alignn.graph import build_batch, knn_edges, line_graph_edges
+
+DATA = Path(__file__).parent / "data" / "alignn"
+
+
+def load_fixture(n=200):
+    """First ``n`` MP-20 test structures (see data/alignn/make_fixtures.py)."""
+    with gzip.open(DATA / "mp20_test_200.json.gz", "rt") as f:
+        recs = json.load(f)[:n]
+    return [Structure(Lattice(r["lattice"]), r["species"], r["frac_coords"]) for r in recs]
+
+
+def _same_multigraph(u1, v1, r1, u2, v2, r2):
+    """Equal multisets of (src, dst, bond vector) up to 1e-6 Å."""
+    def canon(u, v, r):
+        u, v, r = np.asarray(u), np.asarray(v), np.asarray(r, dtype=np.float64)
+        key = np.round(r, 3) + 0.0
+        order = np.lexsort((key[:, 2], key[:, 1], key[:, 0], v, u))
+        return u[order], v[order], r[order]
+
+    if len(u1) != len(u2):
+        return False
+    a, b = canon(u1, v1, r1), canon(u2, v2, r2)
+    return bool((a[0] == b[0]).all() and (a[1] == b[1]).all() and np.allclose(a[2], b[2], atol=1e-6))
+
+
+@pytest.mark.parametrize("canon", [False, True])
+def test_edges_identical_to_alignn(canon):
+    """Same directed multigraph (incl. float32 bond vectors) as alignn's
+    nearest_neighbor_edges + build_undirected_edgedata on 200 MP-20 structures."""
+    graphs = pytest.importorskip("alignn.graphs")
+    atoms_mod = pytest.importorskip("jarvis.core.atoms")
+    for s in load_fixture():
+        a = atoms_mod.pmg_to_atoms(s)
+        edges, _ = graphs.nearest_neighbor_edges(a, cutoff=8.0, max_neighbors=12, use_canonize=canon)
+        u, v, r, _ = graphs.build_undirected_edgedata(a, edges)
+        su, sv, sr, mult = knn_edges(s.lattice.matrix, s.frac_coords, 8.0, 12, canon)
+        assert (mult == 1).all()
+        assert _same_multigraph(u.numpy(), v.numpy(), r.numpy(), su, sv, sr)
+
+
+def test_merged_duplicates_expand_to_full_multigraph():
+    for s in load_fixture(40):
+        u, v, r, _ = knn_edges(s.lattice.matrix, s.frac_coords)
+        mu, mv, mr, mult = knn_edges(s.lattice.matrix, s.frac_coords, merge_duplicates=True)
+        assert mult.sum() == len(u) and mult.max() <= 2
+        rep = np.repeat(np.arange(len(mu)), mult)
+        assert _same_multigraph(u, v, r, mu[rep], mv[rep], mr[rep])
+
+
+def test_line_graph_matches_definition():
+    """Edge a -> b for every pair with dst[a] == src[b] (DGL backtracking=True)."""
+    rng = np.random.default_rng(0)
+    src = torch.from_numpy(rng.integers(0, 6, 40))
+    dst = torch.from_numpy(rng.integers(0, 6, 40))
+    dst[:3] = src[:3]  # self loops
+    ls, ld = line_graph_edges(src, dst, 6)
+    want = sorted((a, b) for a in range(40) for b in range(40) if dst[a] == src[b])
+    assert sorted(zip(ls.tolist(), ld.tolist())) == want
+
+
+def test_fixture_covers_self_image_edges_and_shell_ties():
+    """The conformance fixtures exercise self-image edges and split shells."""
+    loops = ties = 0
+    for s in load_fixture(60):
+        u, v, _, _ = knn_edges(s.lattice.matrix, s.frac_coords)
+        loops += int((u == v).any())
+        ties += int(len(knn_edges(s.lattice.matrix, s.frac_coords, shell_tol=1e-3)[0]) != len(u))
+    assert loops > 0 and ties > 0
+
+
+def test_neighbour_search_extends_cutoff_for_sparse_cells():
+    # 1 atom in a 9 Å cube: nothing within 8 Å, then 6 within max(a,b,c)=9 Å,
+    # then 2*9 Å: 6 at 9 Å + the whole 12.73 Å shell, each stored both ways
+    s = Structure(Lattice.cubic(9.0), ["Si"], [[0, 0, 0]])
+    u, v, r, _ = knn_edges(s.lattice.matrix, s.frac_coords)
+    d = np.sort(np.linalg.norm(r, axis=1))
+    assert len(u) == 36
+    assert np.allclose(d[:12], 9.0) and np.allclose(d[12:], 9.0 * 2**0.5)
+
+
+def test_build_batch_shapes():
+    structs = load_fixture(5)
+    g = build_batch(structs, cgcnn_feature_table())
+    assert g.atom_features.shape == (sum(len(s) for s in structs), 92)
+    assert g.num_graphs == 5 and g.graph_id.max() == 4
+    assert g.edge_weight is not None and g.edge_weight.shape == (len(g.src), 1)
+    assert g.lg_weight.shape == (len(g.lg_src), 1)
+    assert int(g.src.max()) < len(g.atom_features) and int(g.lg_dst.max()) < len(g.src)
