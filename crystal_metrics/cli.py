@@ -59,7 +59,8 @@ def validity_command(path, json_path, per_structure, strict, overwrite, workers)
     structures = _read(path, strict, workers)
     result = validity(structures.crystals)
     summary = validity_summary(structures, result)
-    _print_validity(path, summary, result)
+    click.echo(f"validity of {path}")
+    _table(_validity_rows(summary, result))
     _print_errors(summary["read_errors"])
     if json_path:
         write_json(json_path, summary, overwrite)
@@ -129,7 +130,7 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
     """
     _check_outputs(overwrite, json_path)
     summary = _run(fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph))
-    _print_feature_scores(summary)
+    _table(_feature_rows(summary))
     if json_path:
         write_json(json_path, summary, overwrite)
 
@@ -186,11 +187,11 @@ def evaluate_command(gen, ref, json_path, per_structure, overwrite, weights, dev
     evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
                                                     exact_graph))
     summary = evaluation.summary
-    _print_validity(gen, summary, evaluation.validity)
-    _table([("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
-            ("n-elements EMD", f"{summary['n_elements_emd']:.4f}"),
-            ("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}")])
-    _print_feature_scores(summary)
+    click.echo(f"evaluation of {gen} against {ref}")
+    _table(_validity_rows(summary, evaluation.validity) + [
+        ("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
+        ("n-elements EMD", f"{summary['n_elements_emd']:.4f}"),
+        ("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}")] + _feature_rows(summary))
     _print_errors(summary["read_errors"])
     if json_path:
         write_json(json_path, summary, overwrite)
@@ -230,12 +231,12 @@ def _run(function, *args):
         raise click.ClickException(str(exc)) from None
 
 
-def _print_feature_scores(summary: dict) -> None:
+def _feature_rows(summary: dict) -> list[tuple]:
     extractor = summary["extractor"]
-    _table([("FAD", f"{summary['fad']:.4f}"),
+    return [("FAD", f"{summary['fad']:.4f}"),
             ("KID", f"{summary['kid']:.5f} ± {summary['kid_std']:.5f}"),
             ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
-            ("extractor", f"{extractor['name']} (sha256 {extractor['sha256']}, {extractor['dim']}-d)")])
+            ("extractor", f"{extractor['name']} (sha256 {extractor['sha256']}, {extractor['dim']}-d)")]
 
 
 def _check_outputs(overwrite: bool, *paths) -> None:
@@ -262,18 +263,17 @@ def _table(rows) -> None:
         click.echo(f"{label:<{width}}  {value}")
 
 
-def _print_validity(path, summary: dict, result: ValidityResult) -> None:
+def _validity_rows(summary: dict, result: ValidityResult) -> list[tuple]:
     n = summary["n_structures"]
     fractions = summary["validity"]
 
     def line(key, flags):
         return f"{fractions[key]:.4f}  ({int(flags.sum())}/{n})" if n else "n/a"
 
-    click.echo(f"validity of {path}")
-    _table([("structures", n), ("read errors", summary["n_read_errors"]),
+    return [("structures", n), ("read errors", summary["n_read_errors"]),
             ("structural", line("structural", result.structural)),
             ("compositional", line("compositional", result.compositional)),
-            ("overall", line("overall", result.overall))])
+            ("overall", line("overall", result.overall))]
 
 
 def _print_errors(errors: list[dict]) -> None:

@@ -21,7 +21,7 @@ from crystal_metrics.metrics.frechet import frechet_distance
 from crystal_metrics.scoring import FeatureSource
 
 DOCS = Path(__file__).resolve().parents[1]
-SIGMAS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+SIGMAS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
 
 
 def perturbed(crystals: list[Crystal], sigma: float, seed: int = 0) -> list[Crystal]:
