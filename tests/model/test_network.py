@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+
+from gemsdiff_model.config import ModelConfig
+from gemsdiff_model.geometry import so3_exp
+from gemsdiff_model.graph import knn_graph
+from gemsdiff_model.network import GemsDiffNet
+
+UNIMODULAR = torch.tensor([[1.0, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=torch.float64) @ \
+    torch.tensor([[1.0, 0, 0], [2, 1, 0], [1, -3, 1]], dtype=torch.float64)
+
+
+def random_batch(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    n = torch.tensor([5, 3, 1])
+    lat = torch.randn(3, 3, 3, generator=gen, dtype=torch.float64) + 4 * torch.eye(3, dtype=torch.float64)
+    x = torch.rand(int(n.sum()), 3, generator=gen, dtype=torch.float64)
+    z = torch.randint(1, 90, (int(n.sum()),), generator=gen)
+    batch = torch.repeat_interleave(torch.arange(3), n)
+    return lat, x, z, torch.tensor([3, 50, 100]), batch, n
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return GemsDiffNet(ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=12, n_rbf=8,
+                                   n_angle=4)).double().eval()
+
+
+def test_knn_graph_matches_pymatgen():
+    from pymatgen.core import Structure
+
+    lat, x, _, _, batch, n = random_batch()
+    graph = knn_graph(lat, x, batch, n, k=16)
+    start = 0
+    for b in range(3):
+        s = Structure(lat[b].numpy(), ["Si"] * int(n[b]), x[start:start + n[b]].numpy())
+        for i, neigh in enumerate(s.get_all_neighbors(12.0)):
+            d = np.sort([nb.nn_distance for nb in neigh])[:17]
+            np.testing.assert_allclose(graph.dist[start + i].numpy(), d[:16], atol=1e-9)
+            assert graph.cutoff[start + i].item() == pytest.approx(d[16])
+        start += int(n[b])
+
+
+def test_knn_graph_skewed_cell_same_as_reduced():
+    lat, x, _, _, batch, n = random_batch(1)
+    skew = torch.tensor([[1.0, 5, 0], [0, 1, 0], [0, 4, 1]], dtype=torch.float64)
+    g1 = knn_graph(lat, x, batch, n, 32)
+    g2 = knn_graph(skew @ lat, x @ torch.linalg.inv(skew) % 1, batch, n, 32)
+    assert torch.allclose(g1.dist, g2.dist, atol=1e-9)
+
+
+def test_equivariance_rotation_translation_permutation_basis(model):
+    lat, x, z, t, batch, n = random_batch(2)
+    with torch.no_grad():
+        out = model(lat, x, z, t, batch, n)
+        rot = so3_exp(torch.tensor([0.3, -2.0, 1.1], dtype=torch.float64))
+        o = model(lat @ rot.T, x, z, t, batch, n)                    # rotation
+        assert torch.allclose(o["lattice"], out["lattice"] @ rot.T, atol=1e-9)
+        assert torch.allclose(o["disp"], out["disp"], atol=1e-10)
+        shift = torch.tensor([0.37, -0.2, 0.91], dtype=torch.float64)
+        o = model(lat, (x + shift) % 1, z, t, batch, n)               # translation
+        assert torch.allclose(o["lattice"], out["lattice"], atol=1e-9)
+        assert torch.allclose(o["disp"], out["disp"], atol=1e-10)
+        perm = torch.cat([torch.randperm(5), 5 + torch.randperm(3), torch.tensor([8])])
+        o = model(lat, x[perm], z[perm], t, batch, n)                 # permutation
+        assert torch.allclose(o["disp"], out["disp"][perm], atol=1e-10)
+        assert torch.allclose(o["lattice"], out["lattice"], atol=1e-9)
+        inv = torch.linalg.inv(UNIMODULAR)                            # SL3(Z): (L, x) -> (U L, x U^-1)
+        o = model(UNIMODULAR @ lat, (x @ inv) % 1, z, t, batch, n)
+        assert torch.allclose(o["lattice"], UNIMODULAR @ out["lattice"], atol=1e-8)
+        assert torch.allclose(o["disp"], out["disp"] @ inv, atol=1e-9)
+
+
+def test_tied_neighbours_do_not_change_output(model):
+    # simple cubic, 1 atom: 6 nearest neighbours tie, k = 12 cuts through the 12 second ones
+    lat = torch.eye(3, dtype=torch.float64)[None] * 3
+    x = torch.zeros(1, 3, dtype=torch.float64)
+    args = (torch.tensor([29]), torch.tensor([10]), torch.zeros(1, dtype=torch.long), torch.tensor([1]))
+    rot = so3_exp(torch.tensor([0.0, 0.0, torch.pi / 2], dtype=torch.float64))  # symmetry of the cell
+    with torch.no_grad():
+        a = model(lat, x, *args)
+        b = model(lat @ rot.T, x, *args)
+    assert torch.allclose(b["lattice"], a["lattice"] @ rot.T, atol=1e-9)
+
+
+def test_output_shapes_and_gradients():
+    torch.manual_seed(0)
+    m = GemsDiffNet(ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=8, n_rbf=8, n_angle=3))
+    lat, x, z, t, batch, n = random_batch(3)
+    out = m(lat.float(), x.float(), z, t, batch, n)
+    assert out["lattice"].shape == (3, 3, 3) and out["frac"].shape == (9, 3)
+    assert ((out["frac"] >= 0) & (out["frac"] < 1)).all()
+    (out["lattice"].sum() + out["disp"].sum()).backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)

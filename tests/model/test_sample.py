@@ -1,0 +1,108 @@
+import csv
+import gzip
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pymatgen.core import Composition, Structure
+
+from gemsdiff_model.sample import main, run_sampling
+from gemsdiff_model.train import run_training
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    import torch
+
+    from gemsdiff_model.config import Config, ModelConfig, TrainConfig
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("run")
+    config = Config(model=ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=8, n_rbf=8, n_angle=3),
+                    train=TrainConfig(epochs=1, batch_size=6, val_fraction=0.0))
+    run_training(config, str(Path(__file__).parent / "data"), out / "run", "cpu", progress=False)
+    return out / "run"
+
+
+def read_manifest(folder):
+    return list(csv.DictReader(open(folder / "manifest.csv")))
+
+
+def test_composition_exact_and_cifs_parse(checkpoint, tmp_path):
+    out = tmp_path / "s"
+    r = CliRunner().invoke(main, ["--checkpoint", str(checkpoint), "--out", str(out),
+                                  "--composition", "LiFeO2", "--composition", "Si", "-n", "2",
+                                  "--steps", "10", "--seed", "3", "--batch-atoms", "5",
+                                  "--no-progress", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    rows = read_manifest(out)
+    assert [row["name"] for row in rows] == ["LiFeO2_0", "LiFeO2_1", "Si_0", "Si_1"]
+    assert all(row["seed"] == "3" for row in rows)
+    for row in rows:
+        s = Structure.from_file(out / f"{row['name']}.cif")
+        assert s.composition == Composition(row["composition"])
+        assert s.is_ordered and s.lattice.volume > 0
+
+
+def test_system_enumeration_respects_max_atoms(checkpoint, tmp_path):
+    out = tmp_path / "s"
+    rows = run_sampling(checkpoint, out, system="Li-O", max_atoms=3, steps=5, progress=False)
+    assert sorted(r["composition"] for r in rows) == ["Li2O", "LiO", "LiO2"]
+    for r in rows:
+        assert len(Structure.from_file(out / f"{r['name']}.cif")) <= 3
+
+
+def test_from_csv_keeps_material_id_and_skips_large(checkpoint, tmp_path, data_dir):
+    path = tmp_path / "set.csv.gz"
+    with gzip.open(path, "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["material_id", "pretty_formula", "cif"])
+        for name in ("mp-1623", "mp-1913"):
+            text = (data_dir / f"{name}.cif").read_text()
+            writer.writerow([name, Structure.from_str(text, "cif").composition.reduced_formula, text])
+    out = tmp_path / "s"
+    rows = run_sampling(checkpoint, out, from_csv=str(path), max_atoms=3, steps=5, progress=False)
+    assert [(r["name"], r["source_id"], r["composition"]) for r in rows] == [("mp-1623_0", "mp-1623", "ErS")]
+    assert Structure.from_file(out / "mp-1623_0.cif").composition == Composition("ErS")
+
+
+def test_same_seed_same_structures(checkpoint, tmp_path):
+    a = run_sampling(checkpoint, tmp_path / "a", composition=("NaCl",), steps=5, seed=7, progress=False)
+    b = run_sampling(checkpoint, tmp_path / "b", composition=("NaCl",), steps=5, seed=7, progress=False)
+    assert a == b
+    assert (tmp_path / "a" / "NaCl_0.cif").read_text() == (tmp_path / "b" / "NaCl_0.cif").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--composition", "Xx2"], "cannot parse composition"),
+    (["--composition", "Li0.5O"], "not a positive integer"),
+    (["--composition", "Li30O"], "more than --max-atoms"),
+    (["--system", "Li-Qq"], "not an element"),
+    (["--composition", "LiO", "--steps", "0"], "--steps must be between"),
+    (["--composition", "LiO", "--system", "Li-O"], "exactly one of"),
+    ([], "exactly one of"),
+])
+def test_error_messages_one_line(checkpoint, tmp_path, args, message):
+    r = CliRunner().invoke(main, ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"),
+                                  "--no-progress", *args])
+    assert r.exit_code == 1
+    assert message in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_missing_checkpoint_and_non_empty_out(checkpoint, tmp_path):
+    r = CliRunner().invoke(main, ["--checkpoint", str(tmp_path / "nope.pt"), "--out",
+                                  str(tmp_path / "o"), "--composition", "LiO"])
+    assert r.exit_code == 1 and "does not exist" in r.output
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    r = CliRunner().invoke(main, ["--checkpoint", str(bad), "--out", str(tmp_path / "o"),
+                                  "--composition", "LiO"])
+    assert r.exit_code == 1 and "cannot read checkpoint" in r.output
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x.cif").write_text("keep")
+    r = CliRunner().invoke(main, ["--checkpoint", str(checkpoint), "--out", str(full),
+                                  "--composition", "LiO"])
+    assert r.exit_code == 1 and "not empty" in r.output
+    assert (full / "x.cif").read_text() == "keep"
