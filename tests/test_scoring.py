@@ -116,3 +116,31 @@ def test_fad_errors_are_one_line(args, message):
     result = run(*args)
     assert result.exit_code == 1 and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_interrupted_embedding_keeps_finished_chunks(tmp_path, monkeypatch):
+    import crystal_metrics.features.embedding as embedding
+    from crystal_metrics.features import EmbeddingCache
+
+    monkeypatch.setattr(embedding, "CACHE_CHUNK", 16)
+    source = FeatureSource(WEIGHTS, device="cpu", progress=False)
+    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    structures = read_structures(VAL_CSV)
+    real_embed, calls = type(source.extractor).embed, []
+
+    class Interrupted(Exception):
+        pass
+
+    def embed_then_die(self, chunk, **kwargs):
+        calls.append(len(chunk))
+        if calls == [16, 16]:  # the run dies during its second chunk
+            raise Interrupted
+        return real_embed(self, chunk, **kwargs)
+
+    monkeypatch.setattr(type(source.extractor), "embed", embed_then_die)
+    with pytest.raises(Interrupted):
+        embedding.featurize(structures, source.extractor, cache)
+    assert sum(cache.counts().values()) == 16
+    calls.clear()
+    stats = embedding.featurize(structures, source.extractor, cache)
+    assert calls == [16, 8] and stats.n == 40  # only the 24 missing structures are embedded

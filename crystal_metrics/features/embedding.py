@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..crystal import Crystal
 from ..io import StructureSet
 from ..metrics.distribution import densities, element_counts
 from .cache import EmbeddingCache, structure_hash
 from .statistics import ExtractorId, FeatureStatistics
+
+#: Structures embedded between two writes to the cache.
+CACHE_CHUNK = 256
 
 
 def formation_energies(extractor, crystals: list[Crystal], outputs: np.ndarray) -> np.ndarray:
@@ -34,13 +38,17 @@ def featurize(structures: StructureSet, extractor, cache: EmbeddingCache | None 
     missing = [i for i, h in enumerate(hashes) if h not in found]
     latents = np.empty((len(crystals), extractor.dim))
     outputs = np.empty(len(crystals))
-    if missing:
-        new_latents, new_outputs = extractor.embed([crystals[i].to_pymatgen() for i in missing],
-                                                   batch_size=batch_size, progress=progress)
-        new_outputs = np.asarray(new_outputs, np.float64).reshape(len(missing), -1)[:, 0]
-        latents[missing], outputs[missing] = new_latents, new_outputs
-        if cache is not None:
-            cache.put(key, [hashes[i] for i in missing], new_latents, new_outputs)
+    with tqdm(total=len(missing), unit="struct", desc=f"embedding ({extractor.name})",
+              disable=None if progress is None else not progress) as bar:
+        for start in range(0, len(missing), CACHE_CHUNK):  # cached chunk by chunk: no lost work
+            chunk = missing[start:start + CACHE_CHUNK]
+            new_latents, new_outputs = extractor.embed([crystals[i].to_pymatgen() for i in chunk],
+                                                       batch_size=batch_size, progress=False)
+            new_outputs = np.asarray(new_outputs, np.float64).reshape(len(chunk), -1)[:, 0]
+            latents[chunk], outputs[chunk] = new_latents, new_outputs
+            if cache is not None:
+                cache.put(key, [hashes[i] for i in chunk], new_latents, new_outputs)
+            bar.update(len(chunk))
     for i, h in enumerate(hashes):
         if h in found:
             latents[i], outputs[i] = found[h]
