@@ -1,29 +1,11 @@
-"""Shared fixtures: hand-built crystals, the shipped example set, and symmetry transforms."""
-from __future__ import annotations
-
-from pathlib import Path
-
-import numpy as np
+"""Fixtures shared by the crystal_metrics tests (helpers live in support.py)."""
 import pytest
-from scipy.spatial.transform import Rotation
 
-from crystal_metrics import Crystal
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-MP20_DIR = EXAMPLES / "mp20_test"
-VAL_CSV = EXAMPLES / "mp20_val_sample.csv"
-BROKEN_DIR = EXAMPLES / "broken"
-
-
-def rock_salt(a: float = 5.64) -> Crystal:
-    """Conventional NaCl cell: 4 Na + 4 Cl, nearest neighbour a/2."""
-    fcc = np.array([[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
-    return Crystal.checked(np.eye(3) * a, np.vstack([fcc, fcc + [.5, 0, 0]]), [11] * 4 + [17] * 4)
+from support import MP20_DIR, rock_salt
 
 
 @pytest.fixture
-def nacl() -> Crystal:
+def nacl():
     return rock_salt()
 
 
@@ -32,37 +14,3 @@ def examples():
     from crystal_metrics import read_structures
 
     return read_structures(MP20_DIR)
-
-
-# Transforms that must leave every metric unchanged. Each maps a Crystal to an equivalent one.
-def rotate(c: Crystal, seed: int = 0) -> Crystal:
-    matrix = Rotation.random(random_state=seed).as_matrix()
-    return Crystal.checked(c.lattice @ matrix.T, c.frac_coords, c.numbers)
-
-
-def translate(c: Crystal, seed: int = 0) -> Crystal:
-    shift = np.random.default_rng(seed).uniform(-3, 3, size=3)
-    return Crystal.checked(c.lattice, c.frac_coords + shift, c.numbers)
-
-
-def permute(c: Crystal, seed: int = 0) -> Crystal:
-    order = np.random.default_rng(seed).permutation(c.n_atoms)
-    return Crystal.checked(c.lattice, c.frac_coords[order], c.numbers[order])
-
-
-def supercell(c: Crystal, reps=(2, 1, 2)) -> Crystal:
-    shifts = np.stack(np.meshgrid(*[np.arange(r) for r in reps], indexing="ij"), -1).reshape(-1, 3)
-    frac = ((c.frac_coords[None] + shifts[:, None]) / reps).reshape(-1, 3)
-    return Crystal.checked(c.lattice * np.array(reps)[:, None], frac, np.tile(c.numbers, len(shifts)))
-
-
-UNIMODULAR = np.array([[1, 1, 0], [0, 1, 0], [2, 3, 1]])  # det 1, far from identity
-
-
-def change_basis(c: Crystal, m: np.ndarray = UNIMODULAR) -> Crystal:
-    """Same crystal described with lattice rows m @ L (m integer, det ±1)."""
-    return Crystal.checked(m @ c.lattice, c.frac_coords @ np.linalg.inv(m), c.numbers)
-
-
-TRANSFORMS = {"rotation": rotate, "translation": translate, "permutation": permute,
-              "supercell": supercell, "change_of_basis": change_basis}

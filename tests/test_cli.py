@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from crystal_metrics import density_emd, read_structures, validity
 from crystal_metrics.cli import PER_STRUCTURE_COLUMNS, main
 
-from conftest import BROKEN_DIR, MP20_DIR, VAL_CSV
+from support import BROKEN_DIR, MP20_DIR, VAL_CSV
 
 VALIDITY_KEYS = {"n_structures", "n_read_errors", "read_errors", "n_valid", "validity"}
 DENSITY_KEYS = {"n_gen", "n_ref", "n_read_errors", "read_errors", "density_emd", "n_elements_emd"}

@@ -4,7 +4,7 @@ import pytest
 from crystal_metrics import Crystal, density_emd, n_elements_emd, read_structures
 from crystal_metrics.metrics.distribution import densities, emd
 
-from conftest import TRANSFORMS, rock_salt
+from support import TRANSFORMS, rock_salt
 
 
 def test_rock_salt_density_by_hand(nacl):
@@ -41,7 +41,7 @@ def test_emds_invariant_under_symmetry_transforms(examples, name):
 
 
 def test_api_reads_paths_and_objects_alike(examples):
-    from conftest import MP20_DIR, VAL_CSV
+    from support import MP20_DIR, VAL_CSV
 
     ref = read_structures(VAL_CSV)
     expected = emd(densities(examples.crystals), densities(ref.crystals))

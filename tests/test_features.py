@@ -4,7 +4,7 @@ import pytest
 from crystal_metrics import CrystalMetricsError, OutputExistsError
 from crystal_metrics.features import EmbeddingCache, ExtractorId, FeatureStatistics, structure_hash
 
-from conftest import TRANSFORMS, rock_salt
+from support import TRANSFORMS, rock_salt
 
 EXTRACTOR = ExtractorId("test-model", "ab" * 32, 4)
 

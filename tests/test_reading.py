@@ -9,7 +9,7 @@ import pytest
 import crystal_metrics.io.reading as reading
 from crystal_metrics import Crystal, StructureError, read_structures
 
-from conftest import BROKEN_DIR, MP20_DIR, VAL_CSV, rock_salt
+from support import BROKEN_DIR, MP20_DIR, VAL_CSV, rock_salt
 
 FIRST_CIF = sorted(MP20_DIR.glob("*.cif"))[0]
 BROKEN_REASONS = {

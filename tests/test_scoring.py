@@ -11,7 +11,7 @@ from crystal_metrics.features import ExtractorId, FeatureStatistics
 from crystal_metrics.metrics.distribution import emd
 from crystal_metrics.scoring import FeatureSource, SmallSampleWarning, energy_emd, evaluate, fad
 
-from conftest import BROKEN_DIR, MP20_DIR, ROOT, TRANSFORMS, VAL_CSV
+from support import BROKEN_DIR, MP20_DIR, ROOT, TRANSFORMS, VAL_CSV
 
 WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"
 FAD_KEYS = {"fad", "n_gen", "n_ref", "extractor", "kid", "kid_std"}

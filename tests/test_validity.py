@@ -7,7 +7,7 @@ from crystal_metrics import Crystal, validity
 from crystal_metrics.metrics.periodic import min_distance
 from crystal_metrics.metrics.validity import compositionally_valid, structurally_valid
 
-from conftest import TRANSFORMS, rock_salt
+from support import TRANSFORMS, rock_salt
 
 
 def _cubic(a, frac, numbers):
