@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from .api import labelled_errors
 from .errors import CrystalMetricsError
 from .features import EmbeddingCache, FeatureStatistics
 from .features.embedding import featurize
-from .api import labelled_errors
 from .io import StructureSet, read_structures
 from .metrics.distribution import emd
 from .metrics.frechet import frechet_distance
