@@ -17,6 +17,10 @@ class ModelConfig:
     n_angle: int = 8           # angle partners per edge (nearest edges of the same atom)
     max_z: int = 100           # largest atomic number embedded
     lattice_decoder: str = "equivariant"   # "equivariant": rho' = exp(S) rho (eq. 7); "cube": eq. 11
+    # lattice action from the edges: "lsq": each edge predicts its log stretch lambda_k and
+    # Y^2 is their least-squares fit (u_k^T Y^2 u_k ~ exp(2 lambda_k)); "edge" (first version):
+    # Y = exp(c_0 I + sum_k s_k u_k u_k^T) with s_k predicted directly
+    lattice_head: str = "lsq"
 
 
 @dataclass
@@ -26,6 +30,11 @@ class DiffusionConfig:
     steps: int = 100
     beta_x: tuple = (1e-6, 2e-3)      # torus (fractional coordinates)
     beta_rho: tuple = (1e-5, 1e-1)    # lattice 9-vector
+    # noise-level preconditioning of the lattice head: its output is scaled by
+    # c_out(t) = sigma_t / sqrt(sigma_t^2 + sigma_d^2), sigma_t = sqrt(1 - abar^rho_t), and the
+    # lattice loss divided by it (Schedule.lattice_scale); False: the paper's plain x_0 head
+    lattice_preconditioning: bool = True
+    lattice_sigma_data: float = 0.1   # sigma_d (9-d lattice coordinates)
 
 
 @dataclass
@@ -59,6 +68,12 @@ class Config:
                 raise ValueError(f"unknown {kind.__name__} keys: {sorted(unknown)}")
             values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
             return kind(**values)
-        return cls(model=build(ModelConfig, data.get("model", {})),
-                   diffusion=build(DiffusionConfig, data.get("diffusion", {})),
+        # configs saved before these options existed keep their meaning
+        diffusion, model = dict(data.get("diffusion", {})), dict(data.get("model", {}))
+        if diffusion and "lattice_preconditioning" not in diffusion:
+            diffusion["lattice_preconditioning"] = False
+        if model and "lattice_head" not in model:
+            model["lattice_head"] = "edge"
+        return cls(model=build(ModelConfig, model),
+                   diffusion=build(DiffusionConfig, diffusion),
                    train=build(TrainConfig, data.get("train", {})))

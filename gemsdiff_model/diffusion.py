@@ -41,10 +41,26 @@ class Schedule:
         self.beta_rho = torch.cat([zero, torch.linspace(*c.beta_rho, c.steps, dtype=torch.float64)])
         self.abar_x = torch.cumprod(1 - self.beta_x, 0)
         self.abar_rho = torch.cumprod(1 - self.beta_rho, 0)
+        self.lattice_preconditioning = c.lattice_preconditioning
+        self.lattice_sigma_data = float(c.lattice_sigma_data)
 
     def var_x(self, t: torch.Tensor) -> torch.Tensor:
         """Variance 1 - abar^x_t of q(x_t | x_0) (fractional units squared)."""
         return 1 - self.abar_x[t.cpu()]
+
+    def lattice_scale(self, t: torch.Tensor) -> torch.Tensor | None:
+        """c_out(t) (B,) on t's device, or None without preconditioning.
+
+        sigma_t = sqrt(1 - abar^rho_t) is the std of the lattice noise at t and
+        c_out = sigma_t / sqrt(sigma_t^2 + sigma_d^2) (EDM-style, sigma_d = ``lattice_sigma_data``):
+        ~1 once the cell is noised (x_0 prediction), -> 0 as t -> 0, where the denoiser can only
+        return (nearly) the identity. The network scales its lattice output by it (see
+        ``GemsDiffNet.forward``) and the loss is divided by it, so the raw output and its
+        gradients keep unit scale at every t."""
+        if not self.lattice_preconditioning:
+            return None
+        sigma = (1 - self.abar_rho[t.cpu()]).sqrt()
+        return (sigma / (sigma ** 2 + self.lattice_sigma_data ** 2).sqrt()).to(t.device)
 
 
 @dataclass
@@ -103,11 +119,12 @@ def _small_unimodular(device: str, dtype: torch.dtype) -> torch.Tensor:
     return m[torch.linalg.det(m).round() == 1].to(device=device, dtype=dtype)
 
 
-def lattice_loss(lattice_pred, lattice0, scaler: LatticeScaler):
+def lattice_loss(lattice_pred, lattice0, scaler: LatticeScaler, reduce: bool = True):
     """Eq. 15, d(rho, rho') = ||p(rho) - p(rho')|| on standardised lattice parameters, made
     independent of rotation *and* of the basis: the prediction's canonical basis is compared
     with the target's through the best of the small unimodular changes g (entries in {-1,0,1}),
-    which absorbs the ties of lattice reduction (e.g. fcc: 60 vs 120 degree bases). Mean over cells.
+    which absorbs the ties of lattice reduction (e.g. fcc: 60 vs 120 degree bases). Mean over
+    cells, or per cell (B,) with ``reduce=False``.
     """
     target = scaler(lattice0.to(lattice_pred.dtype))                      # (B, 6)
     red = canonical_basis_change(lattice_pred).to(lattice_pred.dtype) @ lattice_pred
@@ -117,20 +134,28 @@ def lattice_loss(lattice_pred, lattice0, scaler: LatticeScaler):
         cand = (lattice_parameters(g[None] @ red[:, None]) - mean) / std   # (B, M, 6)
         best = ((cand - target[:, None]) ** 2).sum(-1).argmin(1)            # (B,)
     chosen = (lattice_parameters(g[best] @ red) - mean) / std
-    return torch.sqrt(((chosen - target) ** 2).sum(-1) + 1e-8).mean()
+    dist = torch.sqrt(((chosen - target) ** 2).sum(-1) + 1e-8)
+    return dist.mean() if reduce else dist
 
 
 def training_losses(model, schedule: Schedule, scaler: LatticeScaler, data, generator=None):
-    """One draw of Algorithm 1: returns dict(loss, loss_x, loss_rho) (0-d tensors)."""
+    """One draw of Algorithm 1: returns dict(loss, loss_x, loss_rho) (0-d tensors).
+
+    ``loss`` (optimised) = loss_x + the lattice term weighted by 1 / c_out(t) when the lattice
+    head is preconditioned; ``loss_rho`` is the unweighted eq. 15 distance (comparable over t)."""
     b = data.lattice.shape[0]
     t = torch.randint(1, schedule.steps + 1, (b,), generator=generator,
                       device=data.lattice.device if generator is None else generator.device)
     t = t.to(data.lattice.device)
     lattice_t, frac_t = corrupt(schedule, data.lattice, data.frac, data.batch, t, generator)
-    out = model(lattice_t, frac_t, data.z, t, data.batch, data.n_atoms)
+    scale = schedule.lattice_scale(t)
+    out = model(lattice_t, frac_t, data.z, t, data.batch, data.n_atoms, lattice_scale=scale)
     loss_x = position_loss(out["disp"], data.frac.to(out["disp"].dtype), frac_t.to(out["disp"].dtype))
-    loss_rho = lattice_loss(out["lattice"], data.lattice, scaler)
-    return {"loss": loss_x + loss_rho, "loss_x": loss_x, "loss_rho": loss_rho}
+    dist = lattice_loss(out["lattice"], data.lattice, scaler, reduce=False)
+    loss_rho = dist.mean()
+    # objective: eq. 15 divided by c_out(t) (preconditioning); loss_rho reports plain eq. 15
+    objective_rho = loss_rho if scale is None else (dist / scale.to(dist)).mean()
+    return {"loss": loss_x + objective_rho, "loss_x": loss_x, "loss_rho": loss_rho}
 
 
 def posterior_lattice(schedule: Schedule, v_t, v0_hat, t: int, s: int, generator=None):

@@ -8,11 +8,16 @@ are E(3)- and SL3(Z)-invariant, so the heads are equivariant:
 
 * positions (eq. 7): y^x_i = sum_k c_ik (x_k + tau - x_i) / K, a sum of edge vectors weighted by
   learned invariant scalars; x'_i = [x_i + y^x_i].
-* lattice: a GL3 action Y = exp(S), S = c_0 I + sum_ik s_ik u_ik u_ik^T / (n K) (u: unit edge
-  vectors, Cartesian), symmetric so it is rotation equivariant. ``lattice_decoder="equivariant"``
-  applies it to the current cell (eq. 7: rho' = Y rho, fully equivariant, default);
-  ``"cube"`` applies it to the unit cubic cell (eq. 11: rho' = Y), as the paper does in practice,
-  which breaks equivariance of the output lattice (the paper says so as well).
+* lattice: a symmetric positive definite Cartesian action Y (rotation equivariant).
+  ``lattice_head="lsq"`` (default): every edge predicts an invariant log stretch lambda_ik of its
+  length; X = Y^2 is the least-squares fit u^T X u ~ exp(2 lambda) over the structure's edges
+  (6x6 normal equations built from the edge terms u_ik u_ik^T, as in eq. 7), Y = sqrt(X) times
+  an isotropic (volume) factor exp(c_0). ``"edge"``: Y = exp(S), S = c_0 I + sum_ik s_ik u_ik u_ik^T
+  / (n K) with s_ik predicted directly (the first version). ``lattice_scale`` = c_out(t)
+  multiplies lambda, s and c_0 (noise-level preconditioning, ``diffusion.Schedule``).
+  ``lattice_decoder="equivariant"`` applies Y to the current cell (eq. 7: rho' = Y rho, fully
+  equivariant, default); ``"cube"`` applies it to the unit cubic cell (eq. 11: rho' = Y), as the
+  paper does in practice, which breaks equivariance of the output lattice (the paper says so).
 
 Edges carry a smooth envelope that vanishes at the (k+1)-th neighbour distance, so neighbours
 tied with the k-th one (symmetric crystals) cannot make the output depend on tie-breaking.
@@ -24,8 +29,26 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .geometry import wrap
+from .geometry import BASIS, wrap
 from .graph import knn_graph
+
+#: ridge (towards X = I) of the least-squares lattice head, relative to the mean edge weight
+LSQ_RIDGE = 1e-4
+#: smallest eigenvalue allowed for the fitted metric change X (stretch >= 0.1)
+MIN_EIG = 1e-2
+
+
+def sqrtm_spd(x: torch.Tensor, iterations: int = 24) -> torch.Tensor:
+    """Square root of SPD (B, 3, 3) matrices by the coupled Newton-Schulz iteration: only matrix
+    products, so it commutes with rotations and has stable gradients when eigenvalues coincide
+    (unlike eigh)."""
+    norm = torch.linalg.matrix_norm(x).clamp_min(1e-30)[:, None, None]   # Frobenius
+    eye = torch.eye(3, dtype=x.dtype, device=x.device).expand_as(x)
+    y, z = x / norm, eye
+    for _ in range(iterations):
+        tmat = 0.5 * (3.0 * eye - z @ y)
+        y, z = y @ tmat, tmat @ z
+    return y * norm.sqrt()
 
 
 def step_embedding(t: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:
@@ -78,6 +101,8 @@ class GemsDiffNet(nn.Module):
         c = self.config = config or ModelConfig()
         if c.lattice_decoder not in ("equivariant", "cube"):
             raise ValueError(f"unknown lattice_decoder {c.lattice_decoder!r}")
+        if c.lattice_head not in ("lsq", "edge"):
+            raise ValueError(f"unknown lattice_head {c.lattice_head!r}")
         h = c.hidden
         self.atom_embedding = nn.Embedding(c.max_z + 1, h)
         self.global_embedding = nn.Linear(2, h)   # log volume per atom, log n_atoms
@@ -87,10 +112,13 @@ class GemsDiffNet(nn.Module):
         self.encoder = nn.ModuleList(MessageLayer(h) for _ in range(c.enc_layers))
         self.decoder = nn.ModuleList(MessageLayer(h) for _ in range(c.dec_layers))
         self.position_head = mlp(h, h, 1)
-        self.lattice_edge_head = mlp(h, h, 1)
+        self.lattice_edge_head = mlp(h + (c.lattice_head == "lsq"), h, 1)
         self.lattice_trace_head = mlp(h + 2, h, 1)
 
-    def forward(self, lattice, frac, z, t, batch, n_atoms):
+    def forward(self, lattice, frac, z, t, batch, n_atoms, lattice_scale=None):
+        """``lattice_scale`` (B,) optional: c_out(t) of the noise-level preconditioning
+        (``diffusion.Schedule.lattice_scale``); multiplies the raw lattice outputs (edge log
+        stretches / coefficients and the volume term), so 0 returns the input cell."""
         c = self.config
         dtype = self.atom_embedding.weight.dtype
         lattice, frac = lattice.to(dtype), frac.to(dtype)
@@ -128,17 +156,63 @@ class GemsDiffNet(nn.Module):
         disp = (coef[..., None] * graph.frac).mean(1)                     # (N, 3)
 
         # lattice: symmetric Cartesian action from edge terms + isotropic (volume) term
-        s_edge = (self.lattice_edge_head(m)[..., 0] * env)                # (N, K)
-        outer = torch.einsum("nk,nki,nkj->nij", s_edge, unit, unit) / c.knn
-        s_mat = torch.zeros(n_struct, 3, 3, dtype=dtype, device=lattice.device)
-        s_mat = s_mat.index_add(0, batch, outer) / n_atoms.to(dtype)[:, None, None]
         pooled = torch.zeros(n_struct, c.hidden, dtype=dtype, device=lattice.device)
         pooled = pooled.index_add(0, batch, h) / n_atoms.to(dtype)[:, None]
         trace = self.lattice_trace_head(torch.cat([pooled, glob], -1))[:, 0]
+        if lattice_scale is not None:      # c_out(t): the raw output has unit scale at every t
+            trace = lattice_scale.to(dtype) * trace
         eye = torch.eye(3, dtype=dtype, device=lattice.device)
-        action = torch.linalg.matrix_exp(s_mat + trace[:, None, None] * eye)   # (B, 3, 3) SPD
+        if c.lattice_head == "lsq":
+            scale_atoms = None if lattice_scale is None else lattice_scale.to(dtype)[batch]
+            action = self._lsq_action(m, dist, unit, env, batch, n_struct, scale_atoms) \
+                * torch.exp(trace)[:, None, None]                            # (B, 3, 3) SPD
+        else:
+            s_edge = (self.lattice_edge_head(m)[..., 0] * env)            # (N, K)
+            outer = torch.einsum("nk,nki,nkj->nij", s_edge, unit, unit) / c.knn
+            s_mat = torch.zeros(n_struct, 3, 3, dtype=dtype, device=lattice.device)
+            s_mat = s_mat.index_add(0, batch, outer) / n_atoms.to(dtype)[:, None, None]
+            if lattice_scale is not None:
+                s_mat = lattice_scale.to(dtype)[:, None, None] * s_mat
+            action = torch.linalg.matrix_exp(s_mat + trace[:, None, None] * eye)   # SPD
         if c.lattice_decoder == "equivariant":
             new_lattice = lattice @ action          # rows: (Y rho)^T = rho^T Y, Y symmetric
         else:
             new_lattice = action                    # eq. 11: Y applied to the unit cube
         return {"lattice": new_lattice, "frac": wrap(frac + disp), "disp": disp}
+
+    def _lsq_action(self, m, dist, unit, env, batch, n_struct, scale=None):
+        """SPD action Y (B, 3, 3): each edge k asks for a stretch r_k = exp(lambda_k) of its
+        length; the metric change X = Y^2 is their least-squares fit, u_k^T X u_k ~ r_k^2 over the
+        structure's edges (weights env, small ridge towards X = I), Y = sqrt(X).
+
+        The normal equations are built from the edge terms u_k u_k^T (the edge vector field of
+        eq. 7) and invariant predictions, so Y is E(3)-equivariant and SL3(Z)-invariant. The fit
+        is exact for consistent stretches, unlike fitting log stretches with u^T log(Y) u (first
+        order only). ``scale`` (N,) multiplies lambda. Solved in float64."""
+        dtype, dev = m.dtype, m.device
+        lam = self.lattice_edge_head(torch.cat([m, torch.log(dist.clamp_min(1e-6))[..., None]],
+                                               -1))[..., 0]               # (N, K)
+        if scale is not None:
+            lam = scale[:, None] * lam
+        f64 = torch.float64
+        sym = BASIS[3:].to(device=dev, dtype=f64)                         # (6, 3, 3) orthonormal
+        a = torch.einsum("nki,nkj,pij->nkp", unit.to(f64), unit.to(f64), sym)   # (N, K, 6)
+        w = env.to(f64)                                                    # (N, K)
+        r2 = torch.exp(2 * lam.to(f64).clamp(-3.0, 3.0))                  # squared stretches
+        gram = torch.zeros(n_struct, 6, 6, dtype=f64, device=dev).index_add(
+            0, batch, torch.einsum("nk,nkp,nkq->npq", w, a, a))
+        rhs = torch.zeros(n_struct, 6, dtype=f64, device=dev).index_add(
+            0, batch, torch.einsum("nk,nk,nkp->np", w, r2, a))
+        wsum = torch.zeros(n_struct, dtype=f64, device=dev).index_add(0, batch, w.sum(1))
+        wsum = wsum.clamp_min(1e-12)
+        eye3 = torch.eye(3, dtype=f64, device=dev)
+        ident = torch.einsum("ij,pij->p", eye3, sym)                       # I in the sym basis
+        ridge = LSQ_RIDGE * torch.eye(6, dtype=f64, device=dev)
+        coef = torch.linalg.solve(gram / wsum[:, None, None] + ridge,
+                                  rhs / wsum[:, None] + LSQ_RIDGE * ident)
+        x = torch.einsum("bp,pij->bij", coef, sym)                         # (B, 3, 3) symmetric
+        with torch.no_grad():   # keep X positive definite (a constant shift, no eigh gradient)
+            low = torch.linalg.eigvalsh(x)[:, 0]
+            shift = (MIN_EIG - low).clamp_min(0.0)
+        x = x + shift[:, None, None] * eye3
+        return sqrtm_spd(x).to(dtype)

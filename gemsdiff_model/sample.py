@@ -42,7 +42,8 @@ def generate(model, schedule: Schedule, numbers: list[list[int]], steps: int | N
     ts = timesteps(schedule.steps, steps)
     for t, s in zip(ts[:-1], ts[1:]):
         tt = torch.full((len(numbers),), t, device=device, dtype=torch.long)
-        out = model(lattice.to(dtype), x, z, tt, batch, n_atoms)
+        out = model(lattice.to(dtype), x, z, tt, batch, n_atoms,
+                    lattice_scale=schedule.lattice_scale(tt))
         x = posterior_positions(schedule, x, out["frac"], t, s, generator)
         v0_hat = lattice_to_vector(out["lattice"].to(torch.float64))
         v = posterior_lattice(schedule, v, v0_hat, t, s, generator)

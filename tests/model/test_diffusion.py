@@ -81,3 +81,17 @@ def test_lattice_loss_minimal_at_truth_rotation_and_basis_invariant():
     u = torch.tensor([[1.0, 1, 0], [0, 1, 0], [0, 1, 1]], dtype=torch.float64)
     assert lattice_loss(u @ lat0, lat0, scaler) < 1e-3
     assert lattice_loss(lat0 * 1.1, lat0, scaler) > 0.1
+
+
+def test_lattice_preconditioning_scale_and_legacy_configs():
+    from gemsdiff_model.config import Config, DiffusionConfig
+
+    s = Schedule()
+    c = s.lattice_scale(torch.tensor([1, 10, 100]))
+    assert c[0] < 0.05 and 0.85 < c[1] < 0.95 and c[2] > 0.99     # c_out -> 0 as t -> 0
+    assert Schedule(DiffusionConfig(lattice_preconditioning=False)).lattice_scale(torch.tensor([5])) is None
+    # a config saved before the options existed keeps the old behaviour; a new one round-trips
+    old = Config.from_dict({"model": {"hidden": 16}, "diffusion": {"steps": 100}, "train": {}})
+    assert old.model.lattice_head == "edge" and old.diffusion.lattice_preconditioning is False
+    new = Config.from_dict(Config().to_dict())
+    assert new.model.lattice_head == "lsq" and new.diffusion.lattice_preconditioning is True

@@ -94,3 +94,37 @@ def test_output_shapes_and_gradients():
     assert ((out["frac"] >= 0) & (out["frac"] < 1)).all()
     (out["lattice"].sum() + out["disp"].sum()).backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("head", ["lsq", "edge"])
+def test_equivariance_with_lattice_scale(head):
+    torch.manual_seed(1)
+    m = GemsDiffNet(ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=12, n_rbf=8, n_angle=4,
+                                lattice_head=head)).double().eval()
+    lat, x, z, t, batch, n = random_batch(4)
+    scale = torch.tensor([0.03, 0.5, 1.0], dtype=torch.float64)
+    rot = so3_exp(torch.tensor([-1.3, 0.4, 2.2], dtype=torch.float64))
+    inv = torch.linalg.inv(UNIMODULAR)
+    with torch.no_grad():
+        out = m(lat, x, z, t, batch, n, lattice_scale=scale)
+        o = m(lat @ rot.T, x, z, t, batch, n, lattice_scale=scale)
+        assert torch.allclose(o["lattice"], out["lattice"] @ rot.T, atol=1e-9)
+        o = m(UNIMODULAR @ lat, (x @ inv) % 1, z, t, batch, n, lattice_scale=scale)
+        assert torch.allclose(o["lattice"], UNIMODULAR @ out["lattice"], atol=1e-8)
+        # c_out -> 0: the lattice action tends to the identity (the input cell is returned)
+        o = m(lat, x, z, t, batch, n, lattice_scale=torch.zeros(3, dtype=torch.float64))
+        assert torch.allclose(o["lattice"], lat, atol=1e-9)
+
+
+def test_sqrtm_spd_and_lsq_gradients_finite():
+    from gemsdiff_model.network import sqrtm_spd
+
+    gen = torch.Generator().manual_seed(5)
+    a = torch.randn(4, 3, 3, generator=gen, dtype=torch.float64)
+    x = a @ a.mT + 0.05 * torch.eye(3, dtype=torch.float64)
+    y = sqrtm_spd(x)
+    assert torch.allclose(y @ y, x, atol=1e-9) and torch.allclose(y, y.mT, atol=1e-12)
+    # identity input (degenerate eigenvalues): gradients stay finite (no eigh backward)
+    eye = torch.eye(3, dtype=torch.float64)[None].repeat(2, 1, 1).requires_grad_(True)
+    sqrtm_spd(eye * 2).sum().backward()
+    assert torch.isfinite(eye.grad).all()

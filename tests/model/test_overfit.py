@@ -1,9 +1,10 @@
-"""A tiny model trained ~30 s on three one-atom crystals (fcc Mg, bcc W, rhombohedral Hg).
+"""A tiny model trained ~30-45 s on three one-atom crystals (fcc Mg, bcc W, rhombohedral Hg).
 
 Measured honestly: the composition-specific cell volume is learned (checked to 25 %, and
-the W < Mg < Hg ordering), the cell *shape*
-is not yet after this little training, so most samples do not match under StructureMatcher;
-that check is an expected failure (xfail, non-strict) documenting the limitation.
+the W < Mg < Hg ordering), the cell *shape* only partly: with the least-squares lattice head
+and the lattice preconditioning 15/48 samples match under StructureMatcher over seeds 0-3
+(first version: 5/36), Hg never; the issue asks for >= 10/12, so that check is an expected
+failure (xfail, non-strict) documenting the limitation (see README, Known limitations).
 """
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
@@ -22,12 +23,14 @@ def overfit(tmp_path_factory):
     torch.set_num_threads(1)
     data = Path(__file__).parent / "data" / "overfit"
     out = tmp_path_factory.mktemp("overfit")
-    config = Config(model=ModelConfig(hidden=32, enc_layers=1, dec_layers=1, knn=12),
-                    train=TrainConfig(epochs=1000, batch_size=3, lr=3e-3, ema=0.99,
+    config = Config(model=ModelConfig(hidden=32, enc_layers=1, dec_layers=1, knn=18),
+                    train=TrainConfig(epochs=1500, batch_size=3, lr=3e-3, ema=0.99,
                                       val_fraction=0.0, seed=0))
     last = run_training(config, str(data), out / "run", "cpu", progress=False)
-    rows = run_sampling(out / "run", out / "samples", composition=("Mg", "W", "Hg"), n=4,
-                        seed=0, progress=False)
+    # last.pt (final EMA weights): without validation, best.pt is the epoch whose single noisy
+    # training batch happened to have the lowest loss
+    rows = run_sampling(out / "run" / "last.pt", out / "samples", composition=("Mg", "W", "Hg"),
+                        n=4, seed=0, progress=False)
     refs = {Structure.from_file(f).composition.reduced_formula: Structure.from_file(f)
             for f in sorted(data.glob("*.cif"))}
     samples = [Structure.from_file(out / "samples" / f"{r['name']}.cif") for r in rows]
@@ -53,7 +56,7 @@ def test_samples_have_composition_and_learned_volume(overfit):
     assert mean["W"] < mean["Mg"] < mean["Hg"]
 
 
-@pytest.mark.xfail(reason="cell shape not learned in ~30 s of CPU training (see README)",
+@pytest.mark.xfail(reason="cell shape only partly learned: ~4/12 match, Hg never (see README)",
                    strict=False)
 def test_samples_match_training_structures(overfit):
     _, refs, samples = overfit
