@@ -19,7 +19,9 @@ class ModelConfig:
     lattice_decoder: str = "equivariant"   # "equivariant": rho' = exp(S) rho (eq. 7); "cube": eq. 11
     # lattice action from the edges: "lsq": each edge predicts its log stretch lambda_k and
     # Y^2 is their least-squares fit (u_k^T Y^2 u_k ~ exp(2 lambda_k)); "edge" (first version):
-    # Y = exp(c_0 I + sum_k s_k u_k u_k^T) with s_k predicted directly
+    # Y = exp(c_0 I + sum_k s_k u_k u_k^T) with s_k predicted directly; "coords": an MLP
+    # predicts the 6 shape + volume coordinates of the clean cell (x_0) in the basis of the
+    # input cell (E(3)-invariant, not SL3(Z)-equivariant; no re-reduction while sampling)
     lattice_head: str = "lsq"
 
 

@@ -105,6 +105,19 @@ def corrupt(schedule: Schedule, lattice0, frac0, batch, t, generator=None):
     return lattice_t, wrap(frac0 + std_x * noise)
 
 
+def predicted_lattice(out: dict, lattice_t):
+    """The network's x_0 estimate of the cell (B,3,3) Å rows, for every lattice head.
+
+    x_0 heads return it directly (``out["lattice"]``). The ``coords`` head predicts the 6 shape
+    + volume coordinates S_0 (rotation invariant) of the clean cell in the basis of the input cell;
+    the rotation coordinates of v_t are kept (the orientation of the cell is irrelevant)."""
+    if "lattice" in out:
+        return out["lattice"]
+    v_t = lattice_to_vector(lattice_t.to(torch.float64))
+    s0 = out["lattice_coords"].to(torch.float64)
+    return vector_to_lattice(torch.cat([v_t[:, :3], s0], -1))
+
+
 def position_loss(disp_pred, frac0, frac_t):
     """Eq. 20: mean over atoms of ||min_image(x_0 - x_t) - y^x||^2 (fractional units)."""
     target = min_image(frac0 - frac_t)
@@ -151,6 +164,16 @@ def training_losses(model, schedule: Schedule, scaler: LatticeScaler, data, gene
     scale = schedule.lattice_scale(t)
     out = model(lattice_t, frac_t, data.z, t, data.batch, data.n_atoms, lattice_scale=scale)
     loss_x = position_loss(out["disp"], data.frac.to(out["disp"].dtype), frac_t.to(out["disp"].dtype))
+    if "lattice_coords" in out:
+        # coords head: x_0 regression of the 6 shape + volume coordinates of the clean cell (in
+        # the data's canonical basis, which the noised cell keeps: v_t is not re-reduced)
+        with torch.no_grad():
+            loss_rho = lattice_loss(predicted_lattice(out, lattice_t),
+                                    data.lattice, scaler)
+        pred = out["lattice_coords"]
+        target = lattice_to_vector(data.lattice.to(torch.float64))[:, 3:].to(pred)
+        loss_coords = ((pred - target) ** 2).sum(-1).mean()
+        return {"loss": loss_x + loss_coords, "loss_x": loss_x, "loss_rho": loss_rho}
     dist = lattice_loss(out["lattice"], data.lattice, scaler, reduce=False)
     loss_rho = dist.mean()
     # objective: eq. 15 divided by c_out(t) (preconditioning); loss_rho reports plain eq. 15

@@ -15,6 +15,12 @@ are E(3)- and SL3(Z)-invariant, so the heads are equivariant:
   an isotropic (volume) factor exp(c_0). ``"edge"``: Y = exp(S), S = c_0 I + sum_ik s_ik u_ik u_ik^T
   / (n K) with s_ik predicted directly (the first version). ``lattice_scale`` = c_out(t)
   multiplies lambda, s and c_0 (noise-level preconditioning, ``diffusion.Schedule``).
+  ``lattice_head="coords"`` (option, not SL3(Z)-equivariant): an MLP on (pooled atom features,
+  globals, step encoding, the 6 shape + volume coordinates S_t of the cell
+  in the basis it is given in) predicts S_0, the coordinates of the clean cell; returned as
+  ``lattice_coords`` (B, 6), mapped to a cell by ``diffusion.predicted_lattice``. E(3)-invariant
+  (S depends only on the metric) but basis dependent: it relies on training cells given in the
+  canonical basis and on the sampler not re-reducing the noisy chain (see README).
   ``lattice_decoder="equivariant"`` applies Y to the current cell (eq. 7: rho' = Y rho, fully
   equivariant, default); ``"cube"`` applies it to the unit cubic cell (eq. 11: rho' = Y), as the
   paper does in practice, which breaks equivariance of the output lattice (the paper says so).
@@ -29,7 +35,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .geometry import BASIS, wrap
+from .geometry import BASIS, lattice_to_vector, wrap
 from .graph import knn_graph
 
 #: ridge (towards X = I) of the least-squares lattice head, relative to the mean edge weight
@@ -94,14 +100,15 @@ class MessageLayer(nn.Module):
 
 class GemsDiffNet(nn.Module):
     """f_theta. forward(lattice (B,3,3) Å rows, frac (N,3), z (N,), t (B,), batch (N,),
-    n_atoms (B,)) -> dict(lattice (B,3,3) Å, frac (N,3) in [0,1), disp (N,3) fractional y^x)."""
+    n_atoms (B,)) -> dict(lattice (B,3,3) Å, frac (N,3) in [0,1), disp (N,3) fractional y^x);
+    the ``coords`` head returns lattice_coords (B,6) instead of lattice."""
 
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
         c = self.config = config or ModelConfig()
         if c.lattice_decoder not in ("equivariant", "cube"):
             raise ValueError(f"unknown lattice_decoder {c.lattice_decoder!r}")
-        if c.lattice_head not in ("lsq", "edge"):
+        if c.lattice_head not in ("lsq", "edge", "coords"):
             raise ValueError(f"unknown lattice_head {c.lattice_head!r}")
         h = c.hidden
         self.atom_embedding = nn.Embedding(c.max_z + 1, h)
@@ -112,8 +119,13 @@ class GemsDiffNet(nn.Module):
         self.encoder = nn.ModuleList(MessageLayer(h) for _ in range(c.enc_layers))
         self.decoder = nn.ModuleList(MessageLayer(h) for _ in range(c.dec_layers))
         self.position_head = mlp(h, h, 1)
-        self.lattice_edge_head = mlp(h + (c.lattice_head == "lsq"), h, 1)
-        self.lattice_trace_head = mlp(h + 2, h, 1)
+        if c.lattice_head == "coords":
+            # x_0 of the 6 shape + volume coordinates from (pooled atoms, globals, S_t, step)
+            self.lattice_coords_head = nn.Sequential(
+                nn.Linear(2 * h + 2 + 6, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 6))
+        else:
+            self.lattice_edge_head = mlp(h + (c.lattice_head == "lsq"), h, 1)
+            self.lattice_trace_head = mlp(h + 2, h, 1)
 
     def forward(self, lattice, frac, z, t, batch, n_atoms, lattice_scale=None):
         """``lattice_scale`` (B,) optional: c_out(t) of the noise-level preconditioning
@@ -158,6 +170,12 @@ class GemsDiffNet(nn.Module):
         # lattice: symmetric Cartesian action from edge terms + isotropic (volume) term
         pooled = torch.zeros(n_struct, c.hidden, dtype=dtype, device=lattice.device)
         pooled = pooled.index_add(0, batch, h) / n_atoms.to(dtype)[:, None]
+        if c.lattice_head == "coords":
+            # E(3)-invariant (S_t depends only on the metric), not SL3(Z)-equivariant: S_t are
+            # the coordinates of the cell in the basis it is given in (see module doc)
+            s_t = lattice_to_vector(lattice.detach())[:, 3:].to(dtype)
+            raw = self.lattice_coords_head(torch.cat([pooled, glob, s_t, temb], -1))
+            return {"lattice_coords": raw, "frac": wrap(frac + disp), "disp": disp}
         trace = self.lattice_trace_head(torch.cat([pooled, glob], -1))[:, 0]
         if lattice_scale is not None:      # c_out(t): the raw output has unit scale at every t
             trace = lattice_scale.to(dtype) * trace

@@ -10,7 +10,7 @@ import click
 import torch
 
 from .data import default_threads, formula, pack_by_atoms, parse_composition, read_crystals, system_compositions
-from .diffusion import Schedule, posterior_lattice, posterior_positions
+from .diffusion import Schedule, posterior_lattice, posterior_positions, predicted_lattice
 from .errors import GemsDiffError
 from .geometry import lattice_to_vector, to_canonical_basis, vector_to_lattice
 
@@ -30,6 +30,9 @@ def generate(model, schedule: Schedule, numbers: list[list[int]], steps: int | N
     """Sample one structure per atomic-number list, as one batch.
 
     Returns (lattices (B,3,3) float64 Å rows, list of (n_i,3) fractional coordinates).
+    The cell is re-expressed in its canonical basis after every step, except with the ``coords``
+    lattice head (basis dependent), whose chain stays in the basis of the DDPM state as in
+    training and is reduced once at the end.
     """
     device = torch.device(device)
     dtype = next(model.parameters()).dtype
@@ -40,17 +43,25 @@ def generate(model, schedule: Schedule, numbers: list[list[int]], steps: int | N
     v = torch.randn((len(numbers), 9), generator=generator, device=device, dtype=torch.float64)
     lattice = vector_to_lattice(v)                                                   # exp(pi v)
     ts = timesteps(schedule.steps, steps)
+    coords_head = model.config.lattice_head == "coords"
     for t, s in zip(ts[:-1], ts[1:]):
         tt = torch.full((len(numbers),), t, device=device, dtype=torch.long)
         out = model(lattice.to(dtype), x, z, tt, batch, n_atoms,
                     lattice_scale=schedule.lattice_scale(tt))
         x = posterior_positions(schedule, x, out["frac"], t, s, generator)
-        v0_hat = lattice_to_vector(out["lattice"].to(torch.float64))
+        v0_hat = lattice_to_vector(predicted_lattice(out, lattice).to(torch.float64))
         v = posterior_lattice(schedule, v, v0_hat, t, s, generator)
+        if coords_head:
+            # the coords head reads the coordinates of v_t itself (trained on unreduced noisy
+            # bases), so the state stays in the basis of the DDPM chain; reduced at the end
+            lattice = vector_to_lattice(v)
+            continue
         # same crystal in its canonical (reduced) basis: the denoiser is SL3(Z)-equivariant,
         # and this keeps the 9-vector in the domain seen in training (canonical data bases)
         lattice, x = to_canonical_basis(vector_to_lattice(v), x, batch)
         v = lattice_to_vector(lattice)
+    if coords_head:
+        lattice, x = to_canonical_basis(lattice, x, batch)
     x64 = x.to(torch.float64).cpu()
     return lattice.cpu(), list(torch.split(x64, n_atoms.cpu().tolist()))
 

@@ -328,6 +328,8 @@ def _options_to_config(config_file, overrides: dict) -> Config:
 @click.option("--enc-layers", type=int, help="[3]")
 @click.option("--dec-layers", type=int, help="[3]")
 @click.option("--lattice-decoder", type=click.Choice(["equivariant", "cube"]), help="[equivariant]")
+@click.option("--lattice-head", type=click.Choice(["lsq", "edge", "coords"]),
+              help="[lsq]; coords: not SL3(Z)-equivariant, see README.")
 @click.option("--max-atoms", type=int, help="Skip larger structures [20].")
 @click.option("--seed", type=int, help="[0]")
 @click.option("--max-structures", type=int, help="Use only the first N usable structures.")
@@ -337,8 +339,8 @@ def _options_to_config(config_file, overrides: dict) -> Config:
 @click.option("--threads", type=int, help="CPU threads for torch [half the usable CPUs].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def main(data, out, config_file, val_fraction, epochs, batch_size, max_batch_atoms, lr, ema, knn,
-         steps, hidden, enc_layers, dec_layers, lattice_decoder, max_atoms, seed, max_structures,
-         device, resume, overwrite, threads, no_progress):
+         steps, hidden, enc_layers, dec_layers, lattice_decoder, lattice_head, max_atoms, seed,
+         max_structures, device, resume, overwrite, threads, no_progress):
     """Train GemsDiff (Klipfel et al., AAAI 2024) on crystals; same command under torchrun."""
     try:
         config = _options_to_config(config_file, [
@@ -347,7 +349,8 @@ def main(data, out, config_file, val_fraction, epochs, batch_size, max_batch_ato
             ("train", "lr", lr), ("train", "ema", ema), ("model", "knn", knn),
             ("diffusion", "steps", steps), ("model", "hidden", hidden),
             ("model", "enc_layers", enc_layers), ("model", "dec_layers", dec_layers),
-            ("model", "lattice_decoder", lattice_decoder), ("train", "max_atoms", max_atoms),
+            ("model", "lattice_decoder", lattice_decoder), ("model", "lattice_head", lattice_head),
+            ("train", "max_atoms", max_atoms),
             ("train", "seed", seed)])
         if resume and config_file:
             raise GemsDiffError("--resume uses the run's saved config; do not pass --config")

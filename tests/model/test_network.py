@@ -128,3 +128,36 @@ def test_sqrtm_spd_and_lsq_gradients_finite():
     eye = torch.eye(3, dtype=torch.float64)[None].repeat(2, 1, 1).requires_grad_(True)
     sqrtm_spd(eye * 2).sum().backward()
     assert torch.isfinite(eye.grad).all()
+
+
+def test_coords_head_rotation_equivariant_and_trains():
+    """lattice_head="coords": x_0 of the 6 shape + volume coordinates (rotation invariant); the
+    predicted cell keeps the input's orientation, so it rotates with it. Not SL3(Z)-equivariant
+    by design (coordinates of the given basis), so no basis-change check for the lattice."""
+    from gemsdiff_model.diffusion import LatticeScaler, Schedule, predicted_lattice, training_losses
+    from gemsdiff_model.data import CrystalBatch
+
+    torch.manual_seed(2)
+    m = GemsDiffNet(ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=12, n_rbf=8, n_angle=4,
+                                lattice_head="coords")).double().eval()
+    schedule = Schedule()
+    lat, x, z, t, batch, n = random_batch(6)
+    rot = so3_exp(torch.tensor([0.7, -1.1, 0.3], dtype=torch.float64))
+    inv = torch.linalg.inv(UNIMODULAR)
+    with torch.no_grad():
+        out = m(lat, x, z, t, batch, n)
+        assert out["lattice_coords"].shape == (3, 6)
+        pred = predicted_lattice(out, lat)
+        o = m(lat @ rot.T, x, z, t, batch, n)
+        assert torch.allclose(o["lattice_coords"], out["lattice_coords"], atol=1e-9)
+        assert torch.allclose(predicted_lattice(o, lat @ rot.T), pred @ rot.T, atol=1e-8)
+        assert torch.allclose(o["disp"], out["disp"], atol=1e-9)
+        # positions stay SL3(Z)-equivariant
+        o = m(UNIMODULAR @ lat, (x @ inv) % 1, z, t, batch, n)
+        assert torch.allclose(o["disp"], out["disp"] @ inv, atol=1e-8)
+    m.train()
+    data = CrystalBatch(lattice=lat, frac=x, z=z, batch=batch, n_atoms=n)
+    losses = training_losses(m, schedule, LatticeScaler.fit(lat), data,
+                             torch.Generator().manual_seed(0))
+    losses["loss"].backward()
+    assert torch.isfinite(losses["loss"]) and m.lattice_coords_head[0].weight.grad.abs().sum() > 0
