@@ -34,3 +34,15 @@ def test_file_appearing_during_the_write_is_not_clobbered(tmp_path, monkeypatch)
 def test_csv_rows(tmp_path):
     write_csv(tmp_path / "t.csv", [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}])
     assert (tmp_path / "t.csv").read_text() == "a,b\n1,x\n2,y\n"
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "out.txt", "x")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644

@@ -26,6 +26,7 @@ def atomic_write_bytes(path, data: bytes, overwrite: bool = False) -> None:
     check_writable(path, overwrite)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; outputs get the usual umask-based mode
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -40,6 +41,12 @@ def atomic_write_bytes(path, data: bytes, overwrite: bool = False) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_text(path, text: str, overwrite: bool = False) -> None:
