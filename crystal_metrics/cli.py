@@ -18,6 +18,12 @@ from .scoring import FeatureSource, evaluate, fad, feature_pair
 
 MAX_ERRORS_SHOWN = 20
 
+def _gen_ref(command):
+    """The GEN and REF arguments of the commands that compare two sets."""
+    command = click.argument("ref", type=click.Path(path_type=Path))(command)
+    return click.argument("gen", type=click.Path(path_type=Path))(command)
+
+
 _output = click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
                        help="Write the results as JSON to this file.")
 _overwrite = click.option("--overwrite", is_flag=True, help="Replace existing output files.")
@@ -71,8 +77,7 @@ def validity_command(path, json_path, per_structure, strict, overwrite, workers)
 
 
 @main.command("density")
-@click.argument("gen", type=click.Path(path_type=Path))
-@click.argument("ref", type=click.Path(path_type=Path))
+@_gen_ref
 @_output
 @_strict
 @_overwrite
@@ -118,8 +123,7 @@ def _features(weights, device, batch_size, no_cache, exact_graph) -> FeatureSour
 
 
 @main.command("fad")
-@click.argument("gen", type=click.Path(path_type=Path))
-@click.argument("ref", type=click.Path(path_type=Path))
+@_gen_ref
 @_output
 @_overwrite
 @_extractor_options
@@ -136,8 +140,7 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
 
 
 @main.command("energy")
-@click.argument("gen", type=click.Path(path_type=Path))
-@click.argument("ref", type=click.Path(path_type=Path))
+@_gen_ref
 @_output
 @_overwrite
 @_extractor_options
@@ -172,8 +175,7 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
 
 
 @main.command("evaluate")
-@click.argument("gen", type=click.Path(path_type=Path))
-@click.argument("ref", type=click.Path(path_type=Path))
+@_gen_ref
 @_output
 @click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
               help="Write one CSV row per GEN structure (validity, density, energy, errors).")

@@ -1,11 +1,11 @@
 """Atomic checkpoint files and loading a trained denoiser."""
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import torch
+from crystal_metrics.io import atomic_write_bytes
 
 from .config import Config
 from .diffusion import LatticeScaler, Schedule
@@ -16,18 +16,10 @@ FORMAT = "gemsdiff-checkpoint-1"
 
 
 def save_atomic(obj: dict, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """torch.save `obj` and replace ``path`` atomically (temporary file, fsync, rename)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue(), overwrite=True)
 
 
 def read_checkpoint(path) -> dict:

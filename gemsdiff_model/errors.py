@@ -1,9 +1,6 @@
 """User-facing errors: the message is one sentence saying what is wrong and what to do."""
-try:  # share the core's base class when it is installed, so callers can catch one type
-    from crystal_metrics.errors import CrystalMetricsError as _Base
-except ImportError:  # pragma: no cover
-    _Base = Exception
+from crystal_metrics.errors import CrystalMetricsError
 
 
-class GemsDiffError(_Base):
+class GemsDiffError(CrystalMetricsError):
     """A bad input, option or file for gemsdiff-train / gemsdiff-sample."""

@@ -39,8 +39,8 @@ def _shift(s):
     return Structure(s.lattice, s.species, s.frac_coords + np.array([0.31, 0.47, 0.12]))
 
 
-def _permute(s, rng=np.random.default_rng(0)):
-    p = rng.permutation(len(s))
+def _permute(s, seed=0):
+    p = np.random.default_rng(seed).permutation(len(s))
     return Structure(s.lattice, [s.species[i] for i in p], s.frac_coords[p])
 
 

@@ -60,12 +60,18 @@ def test_key_mismatch_is_an_error(tmp_path):
         load_extractor(folder, device="cpu")
 
 
-def test_config_shape_mismatch_is_an_error(tmp_path):
-    folder = tmp_path / "bad"
+def _classic_with_config(tmp_path, edit):
+    """A copy of the random classic checkpoint whose config.json is changed by `edit(cfg)`."""
+    folder = tmp_path / "edited"
     shutil.copytree(CLASSIC, folder)
     cfg = json.loads((folder / "config.json").read_text())
-    cfg["model"]["hidden_features"] = 48
+    edit(cfg)
     (folder / "config.json").write_text(json.dumps(cfg))
+    return folder
+
+
+def test_config_shape_mismatch_is_an_error(tmp_path):
+    folder = _classic_with_config(tmp_path, lambda cfg: cfg["model"].update(hidden_features=48))
     with pytest.raises(CrystalMetricsError, match="does not match"):
         load_extractor(folder, device="cpu")
 
@@ -101,11 +107,7 @@ def test_corrupt_weights_file(tmp_path):
 
 
 def test_unsupported_config(tmp_path):
-    folder = tmp_path / "radius"
-    shutil.copytree(CLASSIC, folder)
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg["neighbor_strategy"] = "radius_graph"
-    (folder / "config.json").write_text(json.dumps(cfg))
+    folder = _classic_with_config(tmp_path, lambda cfg: cfg.update(neighbor_strategy="radius_graph"))
     with pytest.raises(CrystalMetricsError, match="neighbor_strategy"):
         load_extractor(folder, device="cpu")
 

@@ -3,7 +3,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from crystal_metrics import density_emd, read_structures, validity
+from crystal_metrics import density_emd, validity
 from crystal_metrics.cli import PER_STRUCTURE_COLUMNS, main
 
 from support import BROKEN_DIR, MP20_DIR, VAL_CSV
