@@ -1,19 +1,33 @@
 """crystal-metrics: read generated and reference crystal sets and score them.
 
 Validity (CDVAE convention), Earth Mover's Distances of density (g/cm³), number of elements and
-formation energy (eV/atom), and the Fréchet ALIGNN Distance (FAD) with KID.
+formation energy (eV/atom), the Fréchet ALIGNN Distance (FAD) with KID, the match rate and
+RMSE of structure prediction, uniqueness and novelty, CDVAE's coverage (COV-R, COV-P; the
+[coverage] extra) and CHGNet energies (the [mlip] extra).
 """
-from .api import density_emd, n_elements_emd, validity
+from .api import density_emd, match, n_elements_emd, novelty, uniqueness, validity
 from .crystal import Crystal
-from .errors import CrystalMetricsError, OutputExistsError, StructureError
+from .errors import (
+    CrystalMetricsError,
+    MissingExtraError,
+    OutputExistsError,
+    PairingError,
+    StructureError,
+)
 from .io import ReadError, StructureSet, read_structures
+from .metrics.coverage import coverage
 from .metrics.frechet import frechet_distance, gaussian_statistics
+from .metrics.matching import MatchResult
+from .metrics.uniqueness import UniquenessResult
 from .metrics.validity import ValidityResult
+from .mlip import Chgnet, chgnet_energy_emd
 from .scoring import FeatureSource, energy_emd, evaluate, fad
 
 __version__ = "0.1.0"
 
-__all__ = ["Crystal", "CrystalMetricsError", "FeatureSource", "OutputExistsError", "ReadError",
-           "StructureError", "StructureSet", "ValidityResult", "density_emd", "energy_emd",
-           "evaluate", "fad", "frechet_distance", "gaussian_statistics", "n_elements_emd",
-           "read_structures", "validity"]
+__all__ = ["Chgnet", "Crystal", "CrystalMetricsError", "FeatureSource", "MatchResult",
+           "MissingExtraError", "OutputExistsError", "PairingError", "ReadError", "StructureError",
+           "StructureSet", "UniquenessResult", "ValidityResult", "chgnet_energy_emd", "coverage",
+           "density_emd", "energy_emd", "evaluate", "fad", "frechet_distance",
+           "gaussian_statistics", "match", "n_elements_emd", "novelty", "read_structures",
+           "uniqueness", "validity"]

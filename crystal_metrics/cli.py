@@ -5,15 +5,30 @@ errors (unknown option, output file exists without --overwrite...).
 """
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
 import click
-from .api import distribution_summary, validity_summary
+from click.core import ParameterSource
+
+from .api import (
+    distribution_summary,
+    match_summary,
+    novelty_summary,
+    uniqueness_summary,
+    validity_summary,
+)
 from .errors import CrystalMetricsError, OutputExistsError
 from .io import StructureSet, check_writable, read_structures, write_csv, write_json
+from .io.manifest import read_source_ids
+from .metrics.coverage import CUTOFFS, coverage
 from .metrics.distribution import emd
+from .metrics.matching import MatchResult, match_structures
+from .metrics.pairing import PAIR_BY
+from .metrics.uniqueness import novelty, uniqueness
 from .metrics.validity import ValidityResult, validity
+from .mlip import Chgnet, chgnet_energy_emd
 from .scoring import FeatureSource, evaluate, fad, feature_pair
 
 MAX_ERRORS_SHOWN = 20
@@ -31,6 +46,9 @@ _strict = click.option("--strict", is_flag=True,
                        help="Fail (exit 1) on the first unreadable or unusable structure.")
 _workers = click.option("--workers", type=click.IntRange(min=1),
                         help="Processes for CIF parsing [default: all usable CPUs].")
+_match_workers = click.option("--workers", type=click.IntRange(min=1),
+                              help="Processes for CIF parsing and structure matching "
+                                   "[default: all usable CPUs].")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,17 +103,142 @@ def validity_command(path, json_path, per_structure, strict, overwrite, workers)
 def density_command(gen, ref, json_path, strict, overwrite, workers):
     """EMD of density (g/cm³) and of number of elements between GEN and REF."""
     _check_outputs(overwrite, json_path)
-    gen_set, ref_set = _read(gen, strict, workers), _read(ref, strict, workers)
-    for label, path, structures in (("GEN", gen, gen_set), ("REF", ref, ref_set)):
-        if not len(structures):
-            _print_errors([e.as_dict() for e in structures.errors])
-            raise click.ClickException(f"no readable structures in {label} {path}")
+    gen_set, ref_set = _read_pair(gen, ref, strict, workers)
     summary = distribution_summary(gen_set, ref_set)
     _table([("generated structures", summary["n_gen"]), ("reference structures", summary["n_ref"]),
             ("read errors", summary["n_read_errors"]),
             ("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
             ("n-elements EMD", f"{summary['n_elements_emd']:.4f}")])
     _print_errors(summary["read_errors"])
+    if json_path:
+        write_json(json_path, summary, overwrite)
+
+
+@main.command("match")
+@_gen_ref
+@click.option("--pair-by", type=click.Choice(PAIR_BY), default="auto", show_default=True,
+              help="id: by the source_id of GEN's manifest.csv (without one, by name); order: "
+                   "i-th with i-th; auto: id when GEN has a manifest.csv with source_id.")
+@_output
+@click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write one CSV row per generated sample (reference, validity, RMS distance).")
+@_strict
+@_overwrite
+@_match_workers
+def match_command(gen, ref, pair_by, json_path, per_structure, strict, overwrite, workers):
+    """Match rate and RMSE of GEN, structures predicted for the compositions of REF (CSP).
+
+    StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3); invalid predictions are unmatched;
+    with k samples per reference, a reference is matched if any sample matches (best of k).
+    """
+    _check_outputs(overwrite, json_path, per_structure)
+    gen_set, ref_set = _read_pair(gen, ref, strict, workers)
+    result = _run(match_structures, gen_set, ref_set, pair_by=pair_by,
+                  source_ids=_run(read_source_ids, gen), workers=workers)
+    summary = match_summary(gen_set, ref_set, result)
+    click.echo(f"match of {gen} against {ref}")
+    k = summary["k"]
+    rmse = summary["rmse"]
+    _table([("references", summary["n_ref"]), ("generated structures", summary["n_gen"]),
+            ("samples per reference", k if isinstance(k, int) else f"{k['min']} to {k['max']}"),
+            ("paired by", summary["pair_by"]), ("read errors", summary["n_read_errors"]),
+            ("invalid predictions", summary["n_invalid_predictions"]),
+            ("match rate", _share(summary["match_rate"], summary["n_matched"], summary["n_ref"])),
+            ("RMSE", "n/a" if rmse is None else f"{rmse:.4f}")])
+    _print_errors(summary["read_errors"])
+    _print_errors(summary["match_errors"], "not matched")
+    if json_path:
+        write_json(json_path, summary, overwrite)
+    if per_structure:
+        write_csv(per_structure, _match_rows(gen_set, result), overwrite)
+
+
+@main.command("uniqueness")
+@click.argument("path", type=click.Path(path_type=Path))
+@_output
+@_strict
+@_overwrite
+@_match_workers
+def uniqueness_command(path, json_path, strict, overwrite, workers):
+    """Fraction of distinct structures at PATH (StructureMatcher with MatterGen's settings)."""
+    _check_outputs(overwrite, json_path)
+    structures = _read(path, strict, workers)
+    summary = uniqueness_summary(structures, uniqueness(structures, workers=workers))
+    n = summary["n_structures"]
+    click.echo(f"uniqueness of {path}")
+    _table([("structures", n), ("read errors", summary["n_read_errors"]),
+            ("unique", _share(summary["uniqueness"], summary["n_unique"], n))])
+    _print_errors(summary["read_errors"])
+    _print_errors(summary["match_errors"], "not compared")
+    if json_path:
+        write_json(json_path, summary, overwrite)
+    if not n:
+        raise click.ClickException(f"no readable structures in {path}")
+
+
+@main.command("novelty")
+@click.argument("gen", type=click.Path(path_type=Path))
+@click.argument("train", type=click.Path(path_type=Path))
+@_output
+@_strict
+@_overwrite
+@_match_workers
+def novelty_command(gen, train, json_path, strict, overwrite, workers):
+    """Uniqueness of GEN and its novelty against the training set TRAIN (MatterGen's settings).
+
+    Novel: matches no TRAIN structure; unique and novel: also the first of its class in GEN.
+    """
+    _check_outputs(overwrite, json_path)
+    gen_set, train_set = _read_pair(gen, train, strict, workers, "TRAIN")
+    summary = novelty_summary(gen_set, train_set, novelty(gen_set, train_set, workers=workers))
+    n = summary["n_gen"]
+    click.echo(f"novelty of {gen} against {train}")
+    _table([("generated structures", n), ("training structures", summary["n_train"]),
+            ("read errors", summary["n_read_errors"]),
+            ("unique", _share(summary["uniqueness"], summary["n_unique"], n)),
+            ("novel", _share(summary["novelty"], summary["n_novel"], n)),
+            ("unique and novel", _share(summary["unique_novel"], summary["n_unique_novel"], n))])
+    _print_errors(summary["read_errors"])
+    _print_errors(summary["match_errors"], "not compared")
+    if json_path:
+        write_json(json_path, summary, overwrite)
+
+
+@main.command("coverage")
+@_gen_ref
+@click.option("--dataset", type=click.Choice(list(CUTOFFS)), default="mp20", show_default=True,
+              help="CDVAE's cutoffs (structure / composition): mp20 0.4 / 10, perov5 and "
+                   "carbon24 0.2 / 4.")
+@click.option("--struct-cutoff", type=click.FloatRange(min=0),
+              help="Structure fingerprint distance cutoff [default: the dataset's].")
+@click.option("--comp-cutoff", type=click.FloatRange(min=0),
+              help="Composition fingerprint distance cutoff [default: the dataset's].")
+@click.option("--valid-only", is_flag=True,
+              help="Count only the valid generated structures (CDVAE counts all).")
+@_output
+@_strict
+@_overwrite
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes for CIF parsing and fingerprints [default: all usable CPUs].")
+def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, json_path, strict,
+                     overwrite, workers):
+    """Coverage COV-R (recall) and COV-P (precision) of GEN against REF, as in CDVAE: CrystalNN
+    structure and Magpie composition fingerprints (the [coverage] extra)."""
+    _check_outputs(overwrite, json_path)
+    gen_set, ref_set = _read_pair(gen, ref, strict, workers)
+    summary = _run(coverage, gen_set, ref_set, dataset=dataset, struct_cutoff=struct_cutoff,
+                   comp_cutoff=comp_cutoff, valid_only=valid_only, workers=workers)
+    n_gen, n_ref = summary["n_gen"], summary["n_ref"]
+    cutoffs = f"structure {summary['struct_cutoff']:g}, composition {summary['comp_cutoff']:g}"
+    click.echo(f"coverage of {gen} against {ref}")
+    _table([("generated structures", n_gen), ("reference structures", n_ref),
+            ("read errors", summary["n_read_errors"]),
+            ("fingerprint errors", summary["n_fingerprint_errors"]), ("cutoffs", cutoffs),
+            ("COV-R", _share(summary["cov_recall"], round(summary["cov_recall"] * n_ref), n_ref)),
+            ("COV-P", _share(summary["cov_precision"], round(summary["cov_precision"] * n_gen),
+                             n_gen))])
+    _print_errors(summary["read_errors"])
+    _print_errors(summary["fingerprint_errors"], "not fingerprinted")
     if json_path:
         write_json(json_path, summary, overwrite)
 
@@ -143,20 +286,53 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
 @_gen_ref
 @_output
 @_overwrite
+@click.option("--model", type=click.Choice(["alignn", "chgnet"]), default="alignn",
+              show_default=True, help="alignn: formation energy from the ALIGNN extractor; "
+                                      "chgnet: total energy from CHGNet (the [mlip] extra).")
+@click.option("--relax-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="chgnet only: FIRE steps (positions and cell) before the energy.")
+@click.option("--fmax", type=click.FloatRange(min=0, min_open=True), default=0.1,
+              show_default=True, help="chgnet only: stop relaxing once every force is below "
+                                      "this (eV/Å).")
 @_extractor_options
-def energy_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_cache,
-                   exact_graph):
-    """EMD of predicted formation energy per atom (eV/atom) between GEN and REF."""
+def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, weights, device,
+                   batch_size, no_cache, exact_graph):
+    """EMD of predicted energy per atom (eV/atom) between GEN and REF: formation energy from
+    the ALIGNN extractor, or CHGNet's total energy (--model chgnet), optionally after a short
+    relaxation that reports how far the atoms moved (RMSD, Å)."""
     _check_outputs(overwrite, json_path)
-    features = _features(weights, device, batch_size, no_cache, exact_graph)
-    gen_stats, ref_stats = _run(feature_pair, gen, ref, features)
-    summary = {"energy_emd": emd(gen_stats.energies, ref_stats.energies), "n_gen": gen_stats.n,
-               "n_ref": ref_stats.n, "extractor": gen_stats.extractor.as_dict()}
-    _table([("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
-            ("generated / reference", f"{gen_stats.n} / {ref_stats.n}"),
-            ("extractor", str(gen_stats.extractor))])
+    if model == "chgnet":
+        _only_for_model("alignn", "weights", "no_cache", "exact_graph")
+        summary = _run(chgnet_energy_emd, gen, ref, Chgnet(device, batch_size, relax_steps, fmax))
+        rows = [("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
+                ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
+                ("model", f"chgnet {summary['energy_model']['version']} (total energy per atom)")]
+        if relax_steps:
+            rows.append((f"mean RMSD after {relax_steps} steps (Å)",
+                         f"{summary['gen_rmsd_mean']:.4f} / {summary['ref_rmsd_mean']:.4f}"))
+        _table(rows)
+        _print_errors(summary["errors"], "left out")
+    else:
+        _only_for_model("chgnet", "relax_steps", "fmax")
+        features = _features(weights, device, batch_size, no_cache, exact_graph)
+        gen_stats, ref_stats = _run(feature_pair, gen, ref, features)
+        summary = {"energy_emd": emd(gen_stats.energies, ref_stats.energies),
+                   "n_gen": gen_stats.n, "n_ref": ref_stats.n,
+                   "extractor": gen_stats.extractor.as_dict()}
+        _table([("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
+                ("generated / reference", f"{gen_stats.n} / {ref_stats.n}"),
+                ("extractor", str(gen_stats.extractor))])
     if json_path:
         write_json(json_path, summary, overwrite)
+
+
+def _only_for_model(model: str, *names: str) -> None:
+    """Options among `names` given on the command line only apply to --model `model`."""
+    ctx = click.get_current_context()
+    given = [p.opts[0] for p in ctx.command.params
+             if p.name in names and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} can only be used with --model {model}")
 
 
 @main.command("stats")
@@ -225,10 +401,10 @@ def weights_command(fetch):
             click.echo(f"  embeddings {key.split(':', 1)[1]}: {count} structures")
 
 
-def _run(function, *args):
+def _run(function, *args, **kwargs):
     """Call `function`, turning a CrystalMetricsError into a one-line error (exit 1)."""
     try:
-        return function(*args)
+        return function(*args, **kwargs)
     except CrystalMetricsError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -259,6 +435,17 @@ def _read(path: Path, strict: bool, workers: int | None) -> StructureSet:
         raise click.ClickException(f"{path}: {exc}") from None
 
 
+def _read_pair(gen: Path, ref: Path, strict: bool, workers: int | None,
+               ref_label: str = "REF") -> tuple[StructureSet, StructureSet]:
+    """Read GEN and REF (or TRAIN); nothing readable in either is an error (exit 1)."""
+    sets = _read(gen, strict, workers), _read(ref, strict, workers)
+    for label, path, structures in zip(("GEN", ref_label), (gen, ref), sets):
+        if not len(structures):
+            _print_errors([e.as_dict() for e in structures.errors])
+            raise click.ClickException(f"no readable structures in {label} {path}")
+    return sets
+
+
 def _table(rows) -> None:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
@@ -278,9 +465,13 @@ def _validity_rows(summary: dict, result: ValidityResult) -> list[tuple]:
             ("overall", line("overall", result.overall))]
 
 
-def _print_errors(errors: list[dict]) -> None:
+def _share(fraction: float | None, count: int, n: int) -> str:
+    return "n/a" if fraction is None else f"{fraction:.4f}  ({count}/{n})"
+
+
+def _print_errors(errors: list[dict], what: str = "unreadable") -> None:
     for error in errors[:MAX_ERRORS_SHOWN]:
-        click.echo(f"  unreadable {error['name']}: {error['reason']}", err=True)
+        click.echo(f"  {what} {error['name']}: {error['reason']}", err=True)
     if len(errors) > MAX_ERRORS_SHOWN:
         click.echo(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more (see --json)", err=True)
 
@@ -301,3 +492,25 @@ def _per_structure_rows(structures: StructureSet, result: ValidityResult,
         for i, (name, crystal) in enumerate(zip(structures.names, structures.crystals))]
     blank = dict.fromkeys(PER_STRUCTURE_COLUMNS, "")
     return rows + [{**blank, "name": e.name, "read_error": e.reason} for e in structures.errors]
+
+
+MATCH_COLUMNS = ("name", "reference", "valid", "matched", "rms_dist", "error")
+
+
+def _match_rows(gen: StructureSet, result: MatchResult) -> list[dict]:
+    """One row per generated sample, then references without samples and unpaired read errors."""
+    pairing = result.pairing
+    reasons = {e.name: e.reason for e in [*gen.errors, *result.errors]}
+    rows = []
+    for name, r, valid, rms in zip(pairing.names, pairing.ref_index, result.valid,
+                                   result.sample_rms):
+        matched = not math.isnan(rms)
+        rows.append(dict(zip(MATCH_COLUMNS, (name, result.ref_names[r], bool(valid), matched,
+                                             f"{rms:.6g}" if matched else "",
+                                             reasons.get(name, "")))))
+    blank = dict.fromkeys(MATCH_COLUMNS, "")
+    rows += [{**blank, "reference": name, "error": "no generated structure for this reference"}
+             for name, k in zip(result.ref_names, pairing.k) if k == 0]
+    paired = set(pairing.names)
+    return rows + [{**blank, "name": e.name, "error": e.reason} for e in gen.errors
+                   if e.name not in paired]

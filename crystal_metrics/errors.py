@@ -11,3 +11,11 @@ class StructureError(CrystalMetricsError):
 
 class OutputExistsError(CrystalMetricsError):
     """An output file exists and overwriting it was not asked for."""
+
+
+class PairingError(CrystalMetricsError):
+    """Generated structures cannot be paired with their references (counts or ids disagree)."""
+
+
+class MissingExtraError(CrystalMetricsError):
+    """An optional dependency is not installed: the message names the extra that provides it."""

@@ -17,12 +17,13 @@ class ModelConfig:
     n_angle: int = 8           # angle partners per edge (nearest edges of the same atom)
     max_z: int = 100           # largest atomic number embedded
     lattice_decoder: str = "equivariant"   # "equivariant": rho' = exp(S) rho (eq. 7); "cube": eq. 11
-    # lattice action from the edges: "lsq": each edge predicts its log stretch lambda_k and
-    # Y^2 is their least-squares fit (u_k^T Y^2 u_k ~ exp(2 lambda_k)); "edge" (first version):
-    # Y = exp(c_0 I + sum_k s_k u_k u_k^T) with s_k predicted directly; "coords": an MLP
-    # predicts the 6 shape + volume coordinates of the clean cell (x_0) in the basis of the
-    # input cell (E(3)-invariant, not SL3(Z)-equivariant; no re-reduction while sampling)
-    lattice_head: str = "lsq"
+    # lattice head: "coords" (default): an MLP predicts the 6 shape + volume coordinates of the
+    # clean cell (x_0) in the basis of the input cell (E(3)-invariant; SL3(Z)-equivariant only
+    # through the canonical bases of the data, not as a function: see README); "lsq": each edge
+    # predicts its log stretch lambda_k and Y^2 is their least-squares fit (u_k^T Y^2 u_k ~
+    # exp(2 lambda_k)), fully equivariant; "edge" (first version): Y = exp(c_0 I + sum_k s_k u_k
+    # u_k^T) with s_k predicted directly
+    lattice_head: str = "coords"
 
 
 @dataclass
@@ -37,6 +38,10 @@ class DiffusionConfig:
     # lattice loss divided by it (Schedule.lattice_scale); False: the paper's plain x_0 head
     lattice_preconditioning: bool = True
     lattice_sigma_data: float = 0.1   # sigma_d (9-d lattice coordinates)
+    # positions: the displacement head's output is scaled by sigma^x_t = sqrt(1 - abar^x_t) and
+    # eq. 20 divided by (sigma^x_t)^2 (the 1 / (2 sigma_t^2) weight of eq. 19, i.e. a unit-scale
+    # noise target at every t); False: eq. 20 unweighted, dominated by t ~ T
+    position_preconditioning: bool = True
 
 
 @dataclass
@@ -74,6 +79,8 @@ class Config:
         diffusion, model = dict(data.get("diffusion", {})), dict(data.get("model", {}))
         if diffusion and "lattice_preconditioning" not in diffusion:
             diffusion["lattice_preconditioning"] = False
+        if diffusion and "position_preconditioning" not in diffusion:
+            diffusion["position_preconditioning"] = False
         if model and "lattice_head" not in model:
             model["lattice_head"] = "edge"
         return cls(model=build(ModelConfig, model),

@@ -43,10 +43,19 @@ class Schedule:
         self.abar_rho = torch.cumprod(1 - self.beta_rho, 0)
         self.lattice_preconditioning = c.lattice_preconditioning
         self.lattice_sigma_data = float(c.lattice_sigma_data)
+        self.position_preconditioning = c.position_preconditioning
 
     def var_x(self, t: torch.Tensor) -> torch.Tensor:
         """Variance 1 - abar^x_t of q(x_t | x_0) (fractional units squared)."""
         return 1 - self.abar_x[t.cpu()]
+
+    def position_scale(self, t: torch.Tensor) -> torch.Tensor | None:
+        """sigma^x_t = sqrt(1 - abar^x_t) (B,) on t's device (fractional units), or None without
+        position preconditioning: the network scales its displacement by it and eq. 20 is
+        divided by its square (eq. 19's weight), so the target has unit scale at every t."""
+        if not self.position_preconditioning:
+            return None
+        return self.var_x(t).sqrt().to(t.device)
 
     def lattice_scale(self, t: torch.Tensor) -> torch.Tensor | None:
         """c_out(t) (B,) on t's device, or None without preconditioning.
@@ -118,10 +127,11 @@ def predicted_lattice(out: dict, lattice_t):
     return vector_to_lattice(torch.cat([v_t[:, :3], s0], -1))
 
 
-def position_loss(disp_pred, frac0, frac_t):
-    """Eq. 20: mean over atoms of ||min_image(x_0 - x_t) - y^x||^2 (fractional units)."""
-    target = min_image(frac0 - frac_t)
-    return ((target - disp_pred) ** 2).sum(-1).mean()
+def position_loss(disp_pred, frac0, frac_t, scale=None):
+    """Eq. 20: mean over atoms of ||min_image(x_0 - x_t) - y^x||^2 (fractional units), divided
+    by scale^2 per atom (N,) when given (eq. 19's 1 / sigma_t^2 weight)."""
+    err = ((min_image(frac0 - frac_t) - disp_pred) ** 2).sum(-1)
+    return (err if scale is None else err / scale ** 2).mean()
 
 
 @lru_cache(maxsize=4)
@@ -161,9 +171,12 @@ def training_losses(model, schedule: Schedule, scaler: LatticeScaler, data, gene
                       device=data.lattice.device if generator is None else generator.device)
     t = t.to(data.lattice.device)
     lattice_t, frac_t = corrupt(schedule, data.lattice, data.frac, data.batch, t, generator)
-    scale = schedule.lattice_scale(t)
-    out = model(lattice_t, frac_t, data.z, t, data.batch, data.n_atoms, lattice_scale=scale)
-    loss_x = position_loss(out["disp"], data.frac.to(out["disp"].dtype), frac_t.to(out["disp"].dtype))
+    scale, scale_x = schedule.lattice_scale(t), schedule.position_scale(t)
+    out = model(lattice_t, frac_t, data.z, t, data.batch, data.n_atoms, lattice_scale=scale,
+                position_scale=scale_x)
+    dtype = out["disp"].dtype
+    loss_x = position_loss(out["disp"], data.frac.to(dtype), frac_t.to(dtype),
+                           None if scale_x is None else scale_x.to(dtype)[data.batch])
     if "lattice_coords" in out:
         # coords head: x_0 regression of the 6 shape + volume coordinates of the clean cell (in
         # the data's canonical basis, which the noised cell keeps: v_t is not re-reduced)

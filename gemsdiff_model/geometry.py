@@ -216,23 +216,77 @@ def lll_reduce(lattice: torch.Tensor, sweeps: int = 12) -> tuple[torch.Tensor, t
     return red, u
 
 
+def _half_space_coefficients(bound: int = 2) -> torch.Tensor:
+    """Integer vectors n in [-bound, bound]^3 with first non-zero entry > 0 (one of +-n), (M, 3),
+    the basis vectors (1,0,0), (0,1,0), (0,0,1) first, then by L1 norm."""
+    r = torch.arange(-bound, bound + 1, dtype=torch.float64)
+    n = torch.cartesian_prod(r, r, r)
+    first = torch.where(n[:, 0] != 0, n[:, 0], torch.where(n[:, 1] != 0, n[:, 1], n[:, 2]))
+    n = n[first > 0]
+    key = [(float(v.abs().sum()), *(-v).tolist()) for v in n]
+    return n[sorted(range(len(n)), key=key.__getitem__)]
+
+
+def _first_minimum(values: torch.Tensor, rel: float = 1e-9) -> torch.Tensor:
+    """Index (B,) of the first entry within a relative ``rel`` of the row minimum of (B, M):
+    ties (equal lengths up to round-off) go to the earliest candidate, the input basis first."""
+    low = values.amin(1, keepdim=True)
+    return (values <= low + rel * low.abs()).float().argmax(1)
+
+
+_COEFFICIENTS = _half_space_coefficients()
+#: the 4 sign flips of (a, b, c) that keep the handedness, (4, 3)
+_FLIPS = torch.tensor([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=torch.float64)
+
+
 @torch.no_grad()
 def canonical_basis_change(lattice: torch.Tensor) -> torch.Tensor:
-    """Integer matrix u (B, 3, 3), |det u| = 1, such that ``u @ lattice`` is a canonical basis.
+    """Integer matrix u (B, 3, 3), det u = +1 for det lattice > 0, such that ``u @ lattice`` is
+    the canonical basis of the lattice: a function of the lattice alone, not of the basis given,
+    except at ties (equal lengths up to 1e-9: the input's own vectors are kept first, so the
+    map is idempotent), so ``u(m @ lattice) = u(lattice) @ m^-1`` for any
+    unimodular m.
 
-    Canonical: size-reduced (``lll_reduce``), vectors sorted by length, signs chosen so that
-    a.b >= 0 and a.c >= 0. Equal lattices in different bases map to the same parameters except
-    for ties (equal lengths), which is enough for a basis-independent lattice loss.
+    Canonical: Minkowski-reduced (a, b, c attain the successive minima |a| <= |b| <= |c|, found
+    among the combinations with coefficients in [-2, 2] of the pairwise size-reduced basis),
+    signs as Niggli's convention (a.b, a.c, b.c all > 0 or all <= 0), det u = +1 (handedness kept).
     """
     lat = lattice.to(torch.float64)
-    red, u = lll_reduce(lat)
-    order = red.norm(dim=-1).argsort(-1)
-    red = torch.gather(red, 1, order[..., None].expand(-1, -1, 3))
-    u = torch.gather(u, 1, order[..., None].expand(-1, -1, 3))
-    sign = torch.ones(red.shape[:2], dtype=red.dtype, device=red.device)
-    sign[:, 1] = torch.where((red[:, 0] * red[:, 1]).sum(-1) < 0, -1.0, 1.0)
-    sign[:, 2] = torch.where((red[:, 0] * red[:, 2]).sum(-1) < 0, -1.0, 1.0)
-    return (u * sign[..., None]).round()
+    red, u0 = lll_reduce(lat)
+    coef = _COEFFICIENTS.to(lat.device)                                  # (M, 3)
+    vec = torch.einsum("mi,bij->bmj", coef, red)                          # (B, M, 3)
+    sq = (vec * vec).sum(-1)                                              # (B, M)
+    scale = sq.amin(1, keepdim=True)
+    rows = torch.arange(len(lat), device=lat.device)
+    first = _first_minimum(sq)
+    v1 = vec[rows, first]
+    # shortest vector not parallel to a, then shortest not coplanar with a and b
+    cross = torch.linalg.cross(v1[:, None].expand_as(vec), vec).pow(2).sum(-1)
+    second = _first_minimum(torch.where(cross > 1e-8 * scale * sq, sq, torch.inf))
+    v2 = vec[rows, second]
+    vol = (torch.linalg.cross(v1, v2)[:, None] * vec).sum(-1).abs()
+    third = _first_minimum(torch.where(vol > 1e-6 * (scale * sq[rows, second][:, None] * sq).sqrt(),
+                                       sq, torch.inf))
+    n = torch.stack([coef[first], coef[second], coef[third]], 1)          # (B, 3, 3)
+    u = n @ u0
+    # Niggli signs: among the handedness-preserving flips, the first with all products > 0,
+    # else the first with all <= 0 (exactly one of the two kinds exists up to zeros)
+    b = u @ lat
+    g = torch.stack([(b[:, 0] * b[:, 1]).sum(-1), (b[:, 0] * b[:, 2]).sum(-1),
+                     (b[:, 1] * b[:, 2]).sum(-1)], -1)                    # (B, 3)
+    flips = _FLIPS.to(lat.device)
+    pair = torch.stack([flips[:, 0] * flips[:, 1], flips[:, 0] * flips[:, 2],
+                        flips[:, 1] * flips[:, 2]], -1)                   # (4, 3)
+    gf = g[:, None] * pair                                                # (B, 4, 3)
+    tol = 1e-9 * scale
+    positive = (gf > tol[..., None]).all(-1)
+    choice = torch.where(positive.any(1), positive.float().argmax(1),
+                         (gf <= tol[..., None]).all(-1).float().argmax(1))
+    u = u * flips[choice][..., None]
+    u = torch.where((torch.linalg.det(u) < 0)[:, None, None], -u, u)    # keeps a.b, a.c, b.c
+    # a failure to find a basis (not expected within the coefficient bound) keeps the reduced one
+    ok = (torch.linalg.det(u).round().abs() == 1)[:, None, None]
+    return torch.where(ok, u, u0).round()
 
 
 def canonical_parameters(lattice: torch.Tensor) -> torch.Tensor:
@@ -249,8 +303,7 @@ def to_canonical_basis(lattice: torch.Tensor, frac: torch.Tensor, batch: torch.T
     lattice (B,3,3) rows in Å, frac (N,3), batch (N,) -> (u @ lattice, wrap(frac @ u^-1)) with u
     unimodular, det u = +1 when det lattice > 0.
     """
-    u = canonical_basis_change(lattice)
-    u = torch.where((torch.linalg.det(u) < 0)[:, None, None], -u, u).to(lattice.dtype)
+    u = canonical_basis_change(lattice).to(lattice.dtype)
     inv = torch.linalg.inv(u).round()
     new_frac = wrap(torch.einsum("ni,nij->nj", frac, inv.to(frac.dtype)[batch]))
     return u @ lattice, new_frac

@@ -127,10 +127,12 @@ class GemsDiffNet(nn.Module):
             self.lattice_edge_head = mlp(h + (c.lattice_head == "lsq"), h, 1)
             self.lattice_trace_head = mlp(h + 2, h, 1)
 
-    def forward(self, lattice, frac, z, t, batch, n_atoms, lattice_scale=None):
+    def forward(self, lattice, frac, z, t, batch, n_atoms, lattice_scale=None, position_scale=None):
         """``lattice_scale`` (B,) optional: c_out(t) of the noise-level preconditioning
         (``diffusion.Schedule.lattice_scale``); multiplies the raw lattice outputs (edge log
-        stretches / coefficients and the volume term), so 0 returns the input cell."""
+        stretches / coefficients and the volume term), so 0 returns the input cell.
+        ``position_scale`` (B,) optional: sigma^x_t (``Schedule.position_scale``), multiplies
+        the displacement y^x."""
         c = self.config
         dtype = self.atom_embedding.weight.dtype
         lattice, frac = lattice.to(dtype), frac.to(dtype)
@@ -166,6 +168,8 @@ class GemsDiffNet(nn.Module):
         # positions (eq. 7): invariant scalars times edge vectors (fractional = Cartesian L^-1)
         coef = self.position_head(m)[..., 0] * env                        # (N, K)
         disp = (coef[..., None] * graph.frac).mean(1)                     # (N, 3)
+        if position_scale is not None:
+            disp = position_scale.to(dtype)[batch, None] * disp
 
         # lattice: symmetric Cartesian action from edge terms + isotropic (volume) term
         pooled = torch.zeros(n_struct, c.hidden, dtype=dtype, device=lattice.device)

@@ -14,6 +14,9 @@ from .diffusion import Schedule, posterior_lattice, posterior_positions, predict
 from .errors import GemsDiffError
 from .geometry import lattice_to_vector, to_canonical_basis, vector_to_lattice
 
+#: shipped model: trained on MP-20 *val* (the train split was not available), see docs/results.md
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "mp20_val.pt"
+
 
 def timesteps(total: int, steps: int | None) -> list[int]:
     """Decreasing steps T = t_S > ... > t_1 >= 1 (respaced when steps < T), then 0."""
@@ -26,9 +29,10 @@ def timesteps(total: int, steps: int | None) -> list[int]:
 
 @torch.no_grad()
 def generate(model, schedule: Schedule, numbers: list[list[int]], steps: int | None = None,
-             generator: torch.Generator | None = None, device="cpu"):
+             generator: torch.Generator | None = None, device="cpu", on_step=None):
     """Sample one structure per atomic-number list, as one batch.
 
+    ``on_step(s, lattice (B,3,3), frac (N,3))``, if given, sees the state after each step to s.
     Returns (lattices (B,3,3) float64 Å rows, list of (n_i,3) fractional coordinates).
     The cell is re-expressed in its canonical basis after every step, except with the ``coords``
     lattice head (basis dependent), whose chain stays in the basis of the DDPM state as in
@@ -47,7 +51,7 @@ def generate(model, schedule: Schedule, numbers: list[list[int]], steps: int | N
     for t, s in zip(ts[:-1], ts[1:]):
         tt = torch.full((len(numbers),), t, device=device, dtype=torch.long)
         out = model(lattice.to(dtype), x, z, tt, batch, n_atoms,
-                    lattice_scale=schedule.lattice_scale(tt))
+                    lattice_scale=schedule.lattice_scale(tt), position_scale=schedule.position_scale(tt))
         x = posterior_positions(schedule, x, out["frac"], t, s, generator)
         v0_hat = lattice_to_vector(predicted_lattice(out, lattice).to(torch.float64))
         v = posterior_lattice(schedule, v, v0_hat, t, s, generator)
@@ -60,6 +64,8 @@ def generate(model, schedule: Schedule, numbers: list[list[int]], steps: int | N
         # and this keeps the 9-vector in the domain seen in training (canonical data bases)
         lattice, x = to_canonical_basis(vector_to_lattice(v), x, batch)
         v = lattice_to_vector(lattice)
+        if on_step is not None:
+            on_step(s, lattice, x)
     if coords_head:
         lattice, x = to_canonical_basis(lattice, x, batch)
     x64 = x.to(torch.float64).cpu()
@@ -150,7 +156,8 @@ def run_sampling(checkpoint, out, composition=(), n=1, system=None, max_atoms=20
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--checkpoint", required=True, type=click.Path(),
+@click.option("--checkpoint", type=click.Path(), default=str(DEFAULT_CHECKPOINT),
+              show_default="the shipped MP-20 model",
               help="best.pt/last.pt or a run folder (its best.pt).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--composition", multiple=True, help="Formula with exact atom counts, e.g. LiFeO2 "

@@ -68,6 +68,7 @@ class Trainer:
         self.schedule = Schedule(config.diffusion)
         self.scaler = scaler or LatticeScaler.fit(collate(train_set, torch.float64).lattice)
         self.epoch = 0
+        self.epochs_run = 0      # epochs trained by this process (for --time-limit)
         self.best_val = math.inf
 
     # ------------------------------------------------------------------ state
@@ -199,8 +200,12 @@ def _truncate_metrics(out: Path, epoch: int) -> None:
 
 def run_training(config: Config, data: str, out: Path, device="auto", resume=False,
                  overwrite=False, max_structures: int | None = None, progress=True,
-                 threads: int | None = None) -> dict:
-    """Train; returns the last metrics row. Raises GemsDiffError for user errors."""
+                 threads: int | None = None, time_limit: float | None = None) -> dict:
+    """Train; returns the last metrics row. Raises GemsDiffError for user errors.
+
+    ``time_limit`` (s): stop after the last epoch that is expected to end within it (the
+    checkpoints are written every epoch, so the run continues with ``resume``)."""
+    started = time.time()
     torch.set_num_threads(threads or default_threads())
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -261,10 +266,11 @@ def run_training(config: Config, data: str, out: Path, device="auto", resume=Fal
         except Exception:  # tensorboard not installed
             tb = None
 
-    row = {}
+    row, loop_start = {}, time.time()
     while trainer.epoch < t.epochs:
         try:
             row = trainer.train_epoch()
+            trainer.epochs_run += 1
         except NonFiniteLoss as exc:
             if rank == 0:
                 _log(out, str(exc), echo=False)
@@ -291,6 +297,17 @@ def run_training(config: Config, data: str, out: Path, device="auto", resume=Fal
                            + f", {row['structures_per_s']:.1f} structures/s", err=True)
         else:
             trainer.best_val = min(trainer.best_val, row.get("val_loss", row["train_loss"]))
+        elapsed = time.time() - started
+        per_epoch = (time.time() - loop_start) / trainer.epochs_run
+        stop = torch.tensor(float(bool(time_limit) and trainer.epoch < t.epochs
+                                  and elapsed + per_epoch > time_limit), device=dev)
+        if world > 1:   # every process stops at the same epoch
+            torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
+        if stop.item():
+            if rank == 0:
+                _log(out, f"time limit {time_limit:.0f} s: stopped after epoch {trainer.epoch} "
+                          f"({elapsed:.0f} s); continue with --resume")
+            break
     if tb is not None:
         tb.close()
     if world > 1:
@@ -329,7 +346,7 @@ def _options_to_config(config_file, overrides: dict) -> Config:
 @click.option("--dec-layers", type=int, help="[3]")
 @click.option("--lattice-decoder", type=click.Choice(["equivariant", "cube"]), help="[equivariant]")
 @click.option("--lattice-head", type=click.Choice(["lsq", "edge", "coords"]),
-              help="[lsq]; coords: not SL3(Z)-equivariant, see README.")
+              help="[coords]; lsq and edge: fully equivariant, see README.")
 @click.option("--max-atoms", type=int, help="Skip larger structures [20].")
 @click.option("--seed", type=int, help="[0]")
 @click.option("--max-structures", type=int, help="Use only the first N usable structures.")
@@ -337,10 +354,12 @@ def _options_to_config(config_file, overrides: dict) -> Config:
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--overwrite", is_flag=True, help="Allow a non-empty --out (files are replaced).")
 @click.option("--threads", type=int, help="CPU threads for torch [half the usable CPUs].")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
+              help="Minutes of wall time: stop at the last epoch that fits (resume later).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def main(data, out, config_file, val_fraction, epochs, batch_size, max_batch_atoms, lr, ema, knn,
          steps, hidden, enc_layers, dec_layers, lattice_decoder, lattice_head, max_atoms, seed,
-         max_structures, device, resume, overwrite, threads, no_progress):
+         max_structures, device, resume, overwrite, threads, time_limit, no_progress):
     """Train GemsDiff (Klipfel et al., AAAI 2024) on crystals; same command under torchrun."""
     try:
         config = _options_to_config(config_file, [
@@ -355,7 +374,8 @@ def main(data, out, config_file, val_fraction, epochs, batch_size, max_batch_ato
         if resume and config_file:
             raise GemsDiffError("--resume uses the run's saved config; do not pass --config")
         run_training(config, data, Path(out), device, resume, overwrite, max_structures,
-                     progress=not no_progress, threads=threads)
+                     progress=not no_progress, threads=threads,
+                     time_limit=None if time_limit is None else 60 * time_limit)
     except GemsDiffError as exc:
         click.echo(f"gemsdiff-train: error: {exc}", err=True)
         sys.exit(1)

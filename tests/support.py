@@ -15,10 +15,11 @@ VAL_CSV = EXAMPLES / "mp20_val_sample.csv"
 BROKEN_DIR = EXAMPLES / "broken"
 
 
-def rock_salt(a: float = 5.64) -> Crystal:
-    """Conventional NaCl cell: 4 Na + 4 Cl, nearest neighbour a/2."""
+def rock_salt(a: float = 5.64, numbers=(11, 17)) -> Crystal:
+    """Conventional rock-salt cell (default NaCl): 4 + 4 atoms, nearest neighbour a/2."""
     fcc = np.array([[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
-    return Crystal.checked(np.eye(3) * a, np.vstack([fcc, fcc + [.5, 0, 0]]), [11] * 4 + [17] * 4)
+    return Crystal.checked(np.eye(3) * a, np.vstack([fcc, fcc + [.5, 0, 0]]),
+                           [numbers[0]] * 4 + [numbers[1]] * 4)
 
 
 # Transforms that must leave every metric unchanged. Each maps a Crystal to an equivalent one.
@@ -53,3 +54,18 @@ def change_basis(c: Crystal, m: np.ndarray = UNIMODULAR) -> Crystal:
 
 TRANSFORMS = {"rotation": rotate, "translation": translate, "permutation": permute,
               "supercell": supercell, "change_of_basis": change_basis}
+
+
+def caesium_chloride(a: float = 4.0, numbers=(11, 17), shift: float = 0.0) -> Crystal:
+    """CsCl-type cell: one atom at the origin, one at the centre moved `shift` Å along x."""
+    return Crystal.checked(np.eye(3) * a, [[0, 0, 0], [.5 + shift / a, .5, .5]], list(numbers))
+
+
+def write_cifs(folder: Path, crystals: dict) -> Path:
+    """Write {name: Crystal} as `folder/name.cif` (P1) and return `folder`."""
+    from pymatgen.io.cif import CifWriter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, crystal in crystals.items():
+        CifWriter(crystal.to_pymatgen()).write_file(folder / f"{name}.cif")
+    return folder

@@ -94,4 +94,4 @@ def test_lattice_preconditioning_scale_and_legacy_configs():
     old = Config.from_dict({"model": {"hidden": 16}, "diffusion": {"steps": 100}, "train": {}})
     assert old.model.lattice_head == "edge" and old.diffusion.lattice_preconditioning is False
     new = Config.from_dict(Config().to_dict())
-    assert new.model.lattice_head == "lsq" and new.diffusion.lattice_preconditioning is True
+    assert new.model.lattice_head == "coords" and new.diffusion.lattice_preconditioning is True

@@ -25,7 +25,7 @@ def random_batch(seed=0):
 def model():
     torch.manual_seed(0)
     return GemsDiffNet(ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=12, n_rbf=8,
-                                   n_angle=4)).double().eval()
+                                   n_angle=4, lattice_head="lsq")).double().eval()
 
 
 def test_knn_graph_matches_pymatgen():
@@ -87,7 +87,8 @@ def test_tied_neighbours_do_not_change_output(model):
 
 def test_output_shapes_and_gradients():
     torch.manual_seed(0)
-    m = GemsDiffNet(ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=8, n_rbf=8, n_angle=3))
+    m = GemsDiffNet(ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=8, n_rbf=8, n_angle=3,
+                                lattice_head="lsq"))
     lat, x, z, t, batch, n = random_batch(3)
     out = m(lat.float(), x.float(), z, t, batch, n)
     assert out["lattice"].shape == (3, 3, 3) and out["frac"].shape == (9, 3)

@@ -1,9 +1,9 @@
 """A tiny model trained ~30-45 s on three one-atom crystals (fcc Mg, bcc W, rhombohedral Hg).
 
-Uses the ``coords`` lattice head (x_0 regression of the 6 shape + volume coordinates of the
-canonical cell; E(3)-invariant, not SL3(Z)-equivariant, see README): 48/48 samples match under
-StructureMatcher over sampling seeds 0-3. The default equivariant ``lsq`` head matches 15/48
-under the same protocol (Hg never), which is why it is not the one tested here.
+Default ``coords`` lattice head (x_0 regression of the 6 shape + volume coordinates of the
+canonical cell): 48/48 samples match under StructureMatcher over sampling seeds 0-3. The
+equivariant ``lsq`` head matches 15/48 under the same protocol (Hg never), the ``coords`` head
+made SL3(Z)-equivariant by canonicalising the noisy cell 8/48 (see the model README).
 """
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
@@ -22,8 +22,7 @@ def overfit(tmp_path_factory):
     torch.set_num_threads(1)
     data = Path(__file__).parent / "data" / "overfit"
     out = tmp_path_factory.mktemp("overfit")
-    config = Config(model=ModelConfig(hidden=32, enc_layers=1, dec_layers=1, knn=18,
-                                      lattice_head="coords"),
+    config = Config(model=ModelConfig(hidden=32, enc_layers=1, dec_layers=1, knn=18),
                     train=TrainConfig(epochs=1500, batch_size=3, lr=3e-3, ema=0.99,
                                       val_fraction=0.0, seed=0))
     last = run_training(config, str(data), out / "run", "cpu", progress=False)
@@ -39,7 +38,9 @@ def overfit(tmp_path_factory):
 
 def test_training_loss_drops(overfit):
     last, _, _ = overfit
-    assert last["train_loss"] < 4.0          # ~8-12 at initialisation
+    # eq. 15 lattice distance: ~8.5 after one epoch, ~0.1 after 1500. (The position loss of a
+    # one-atom cell cannot drop: its absolute position is arbitrary.)
+    assert last["train_loss_rho"] < 0.5
 
 
 def test_samples_have_composition_and_learned_volume(overfit):
