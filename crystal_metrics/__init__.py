@@ -3,7 +3,7 @@
 Validity (CDVAE convention), Earth Mover's Distances of density (g/cm³), number of elements and
 formation energy (eV/atom), the Fréchet ALIGNN Distance (FAD) with KID, the match rate and
 RMSE of structure prediction, uniqueness and novelty, CDVAE's coverage (COV-R, COV-P; the
-[coverage] extra) and CHGNet energies (the [mlip] extra).
+[coverage] extra) and CHGNet energies (the [mlip] extra); `evaluate` can write an HTML report.
 """
 from .api import density_emd, match, n_elements_emd, novelty, uniqueness, validity
 from .crystal import Crystal
@@ -21,6 +21,7 @@ from .metrics.matching import MatchResult
 from .metrics.uniqueness import UniquenessResult
 from .metrics.validity import ValidityResult
 from .mlip import Chgnet, chgnet_energy_emd
+from .report import write_report
 from .scoring import FeatureSource, energy_emd, evaluate, fad
 
 __version__ = "0.1.0"
@@ -30,4 +31,4 @@ __all__ = ["Chgnet", "Crystal", "CrystalMetricsError", "FeatureSource", "MatchRe
            "StructureSet", "UniquenessResult", "ValidityResult", "chgnet_energy_emd", "coverage",
            "density_emd", "energy_emd", "evaluate", "fad", "frechet_distance",
            "gaussian_statistics", "match", "n_elements_emd", "novelty", "read_structures",
-           "uniqueness", "validity"]
+           "uniqueness", "validity", "write_report"]

@@ -29,7 +29,9 @@ from .metrics.pairing import PAIR_BY
 from .metrics.uniqueness import novelty, uniqueness
 from .metrics.validity import ValidityResult, validity
 from .mlip import Chgnet, chgnet_energy_emd
+from .report import check_report_writable, write_report
 from .scoring import FeatureSource, evaluate, fad, feature_pair
+from .tables import evaluation_rows, feature_rows, validity_rows
 
 MAX_ERRORS_SHOWN = 20
 
@@ -84,7 +86,7 @@ def validity_command(path, json_path, per_structure, strict, overwrite, workers)
     result = validity(structures.crystals)
     summary = validity_summary(structures, result)
     click.echo(f"validity of {path}")
-    _table(_validity_rows(summary, result))
+    _table(validity_rows(summary, result))
     _print_errors(summary["read_errors"])
     if json_path:
         write_json(json_path, summary, overwrite)
@@ -277,7 +279,7 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
     """
     _check_outputs(overwrite, json_path)
     summary = _run(fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph))
-    _table(_feature_rows(summary))
+    _table(feature_rows(summary))
     if json_path:
         write_json(json_path, summary, overwrite)
 
@@ -355,27 +357,29 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
 @_output
 @click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
               help="Write one CSV row per GEN structure (validity, density, energy, errors).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write an HTML report into this folder (index.html, figures as PNGs).")
 @_overwrite
 @_extractor_options
-def evaluate_command(gen, ref, json_path, per_structure, overwrite, weights, device, batch_size,
-                     no_cache, exact_graph):
+def evaluate_command(gen, ref, json_path, per_structure, report_dir, overwrite, weights, device,
+                     batch_size, no_cache, exact_graph):
     """Every metric of GEN against REF in one pass: validity, density, element-count and energy
-    EMD, FAD and KID."""
-    _check_outputs(overwrite, json_path, per_structure)
+    EMD, FAD and KID; optionally an HTML report with histograms and the worst structures."""
+    _check_outputs(overwrite, json_path, per_structure, report=report_dir)
     evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
                                                     exact_graph))
     summary = evaluation.summary
     click.echo(f"evaluation of {gen} against {ref}")
-    _table(_validity_rows(summary, evaluation.validity) + [
-        ("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
-        ("n-elements EMD", f"{summary['n_elements_emd']:.4f}"),
-        ("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}")] + _feature_rows(summary))
+    _table(evaluation_rows(summary, evaluation.validity))
     _print_errors(summary["read_errors"])
     if json_path:
         write_json(json_path, summary, overwrite)
     if per_structure:
         write_csv(per_structure, _per_structure_rows(evaluation.structures, evaluation.validity,
                                                      evaluation.features.energies), overwrite)
+    if report_dir:
+        page = write_report(report_dir, evaluation, (str(gen), str(ref)), overwrite)
+        click.echo(f"report -> {page}")
 
 
 @main.command("weights")
@@ -409,19 +413,14 @@ def _run(function, *args, **kwargs):
         raise click.ClickException(str(exc)) from None
 
 
-def _feature_rows(summary: dict) -> list[tuple]:
-    extractor = summary["extractor"]
-    return [("FAD", f"{summary['fad']:.4f}"),
-            ("KID", f"{summary['kid']:.5f} ± {summary['kid_std']:.5f}"),
-            ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
-            ("extractor", f"{extractor['name']} (sha256 {extractor['sha256']}, {extractor['dim']}-d)")]
-
-
-def _check_outputs(overwrite: bool, *paths) -> None:
+def _check_outputs(overwrite: bool, *paths, report: Path | None = None) -> None:
+    """Usage error before any work if an output exists (without --overwrite) or cannot be made."""
     try:
         for path in paths:
             if path is not None:
                 check_writable(path, overwrite)
+        if report is not None:
+            check_report_writable(report, overwrite)
     except OutputExistsError as exc:
         raise click.UsageError(str(exc)) from None
     except CrystalMetricsError as exc:
@@ -450,19 +449,6 @@ def _table(rows) -> None:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")
-
-
-def _validity_rows(summary: dict, result: ValidityResult) -> list[tuple]:
-    n = summary["n_structures"]
-    fractions = summary["validity"]
-
-    def line(key, flags):
-        return f"{fractions[key]:.4f}  ({int(flags.sum())}/{n})" if n else "n/a"
-
-    return [("structures", n), ("read errors", summary["n_read_errors"]),
-            ("structural", line("structural", result.structural)),
-            ("compositional", line("compositional", result.compositional)),
-            ("overall", line("overall", result.overall))]
 
 
 def _share(fraction: float | None, count: int, n: int) -> str:

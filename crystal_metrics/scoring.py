@@ -118,12 +118,14 @@ def energy_emd(gen, ref, features: FeatureSource | None = None) -> float:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Result of `evaluate`: the JSON fields and what they were computed from."""
+    """Result of `evaluate`: the JSON fields and what they were computed from (GEN's structures,
+    features and validity; REF's features)."""
 
     summary: dict
     structures: StructureSet
     features: FeatureStatistics
     validity: ValidityResult
+    reference: FeatureStatistics
 
 
 def evaluate(gen, ref, features: FeatureSource | None = None) -> Evaluation:
@@ -142,4 +144,4 @@ def evaluate(gen, ref, features: FeatureSource | None = None) -> Evaluation:
                "density_emd": emd(gen_stats.densities, ref_stats.densities),
                "n_elements_emd": emd(gen_stats.n_elements, ref_stats.n_elements),
                **feature_scores(gen_stats, ref_stats)}
-    return Evaluation(summary, gen_set, gen_stats, result)
+    return Evaluation(summary, gen_set, gen_stats, result, ref_stats)
