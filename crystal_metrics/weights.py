@@ -34,7 +34,6 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
 
 from crystal_metrics.errors import CrystalMetricsError
 
@@ -84,7 +83,7 @@ def cache_dir() -> Path:
     return path
 
 
-def sha256_file(path: Union[str, Path]) -> str:
+def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, streamed."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -100,7 +99,7 @@ def _read_config(path: Path) -> dict:
         raise WeightsError(f"Cannot read ALIGNN config {path}: {exc}.") from None
 
 
-def fetch_alignn_ff(cache: Optional[Path] = None) -> Path:
+def fetch_alignn_ff(cache: Path | None = None) -> Path:
     """Folder with the verified ALIGNN-FF ``config.json`` + ``best_model.pt``.
 
     Downloads the ``alignn==2023.1.10`` wheel with pip on first use (needs
@@ -117,7 +116,7 @@ def fetch_alignn_ff(cache: Optional[Path] = None) -> Path:
             "--no-deps", "--disable-pip-version-check", "-q", "-d", tmp,
         ]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise WeightsError(
                 f"Could not run pip to download the ALIGNN-FF weights ({exc}); "
@@ -155,8 +154,8 @@ def fetch_alignn_ff(cache: Optional[Path] = None) -> Path:
 
 def download_url(
     url: str,
-    sha256: Optional[str] = None,
-    cache: Optional[Path] = None,
+    sha256: str | None = None,
+    cache: Path | None = None,
     progress: bool = True,
     timeout: float = 60.0,
 ) -> Path:
@@ -259,7 +258,7 @@ def _from_zip(path: Path, allow_pickle: bool = True) -> Checkpoint:
     return Checkpoint(name, config, target, sha256_file(target), allow_pickle)
 
 
-def resolve_checkpoint(weights: Union[None, str, Path] = None, sha256: Optional[str] = None) -> Checkpoint:
+def resolve_checkpoint(weights: None | str | Path = None, sha256: str | None = None) -> Checkpoint:
     """Turn a ``weights`` argument into a local, verified ``Checkpoint``.
 
     Args:

@@ -4,4 +4,4 @@ Modules: geometry (lattice vector space, torus), graph (periodic kNN), network (
 diffusion (forward processes, losses), sample (Algorithm 2, ``gemsdiff-sample``),
 train (Algorithm 1, ``gemsdiff-train``). See README.md in this folder.
 """
-__all__ = ["geometry", "graph", "network", "diffusion", "sample", "train"]
+__all__ = ["diffusion", "geometry", "graph", "network", "sample", "train"]

@@ -5,6 +5,7 @@ import io
 from pathlib import Path
 
 import torch
+
 from crystal_metrics.io import atomic_write_bytes
 
 from .config import Config
@@ -36,7 +37,7 @@ def read_checkpoint(path) -> dict:
         raise GemsDiffError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt / not a torch file
+    except Exception as exc:  # noqa: BLE001 - corrupt / not a torch file
         raise GemsDiffError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise GemsDiffError(f"{path} is not a gemsdiff checkpoint")

@@ -67,7 +67,7 @@ class Config:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
+    def from_dict(cls, data: dict) -> Config:
         def build(kind, values):
             names = {f.name for f in fields(kind)}
             unknown = set(values) - names

@@ -37,7 +37,7 @@ class CrystalBatch:
     n_atoms: torch.Tensor
     names: list = field(default_factory=list)
 
-    def to(self, device) -> "CrystalBatch":
+    def to(self, device) -> CrystalBatch:
         return CrystalBatch(self.lattice.to(device), self.frac.to(device), self.z.to(device),
                             self.batch.to(device), self.n_atoms.to(device), self.names)
 
@@ -106,7 +106,7 @@ def split_records(records: list[Record], val_fraction: float, seed: int):
     """Deterministic shuffle then hold out ``val_fraction`` (at least 1 if fraction > 0)."""
     idx = list(range(len(records)))
     random.Random(seed).shuffle(idx)
-    n_val = 0 if val_fraction <= 0 else max(1, int(round(val_fraction * len(records))))
+    n_val = 0 if val_fraction <= 0 else max(1, round(val_fraction * len(records)))
     if n_val >= len(records):
         raise GemsDiffError(f"--val-fraction {val_fraction} leaves no training structures "
                             f"out of {len(records)}")
@@ -141,7 +141,7 @@ def parse_composition(text: str, max_atoms: int | None = None) -> list[int]:
 
     try:
         comp = Composition(text)
-    except Exception:  # pymatgen raises several types for bad formulas
+    except Exception:  # noqa: BLE001 - pymatgen raises several types for bad formulas
         raise GemsDiffError(f"cannot parse composition {text!r}") from None
     if len(comp) == 0:
         raise GemsDiffError(f"composition {text!r} has no atoms")
@@ -151,7 +151,7 @@ def parse_composition(text: str, max_atoms: int | None = None) -> list[int]:
             raise GemsDiffError(f"composition {text!r}: amount of {el} is not a positive integer")
         if not isinstance(el, Element):
             raise GemsDiffError(f"cannot parse composition {text!r}: {el} is not an element")
-        numbers += [int(el.Z)] * int(round(amount))
+        numbers += [int(el.Z)] * round(amount)
     if max_atoms is not None and len(numbers) > max_atoms:
         raise GemsDiffError(f"composition {text!r} has {len(numbers)} atoms, more than "
                             f"--max-atoms {max_atoms}")
@@ -168,7 +168,7 @@ def formula(numbers) -> str:
 
     def key(z):
         x = Element.from_Z(z).X
-        return (x if x == x else 99.0, z)   # NaN electronegativity (noble gases) last
+        return (99.0 if math.isnan(x) else x, z)   # NaN electronegativity (noble gases) last
 
     return "".join(Element.from_Z(z).symbol + (str(counts[z]) if counts[z] > 1 else "")
                    for z in sorted(counts, key=key))

@@ -27,7 +27,15 @@ from functools import lru_cache
 import torch
 
 from .config import DiffusionConfig
-from .geometry import canonical_basis_change, canonical_parameters, lattice_parameters, lattice_to_vector, min_image, vector_to_lattice, wrap
+from .geometry import (
+    canonical_basis_change,
+    canonical_parameters,
+    lattice_parameters,
+    lattice_to_vector,
+    min_image,
+    vector_to_lattice,
+    wrap,
+)
 
 
 class Schedule:
@@ -80,7 +88,7 @@ class LatticeScaler:
     std: torch.Tensor    # (6,)
 
     @classmethod
-    def fit(cls, lattices: torch.Tensor) -> "LatticeScaler":
+    def fit(cls, lattices: torch.Tensor) -> LatticeScaler:
         p = canonical_parameters(lattices.to(torch.float64))
         std = p.std(0) if len(p) > 1 else torch.ones(6, dtype=torch.float64)
         return cls(mean=p.mean(0), std=std.clamp_min(1e-2))
@@ -93,7 +101,7 @@ class LatticeScaler:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
-    def from_state_dict(cls, d: dict) -> "LatticeScaler":
+    def from_state_dict(cls, d: dict) -> LatticeScaler:
         return cls(torch.tensor(d["mean"], dtype=torch.float64), torch.tensor(d["std"], dtype=torch.float64))
 
 

@@ -185,7 +185,7 @@ def wrapped_normal_logpdf(x: torch.Tensor, mean: torch.Tensor, std: float,
     """Per-coordinate log density of the wrapped normal on [0, 1) (sum over images |k| <= n,
     by default enough images for 8 standard deviations)."""
     if n_images is None:
-        n_images = int(math.ceil(8 * float(std))) + 2
+        n_images = math.ceil(8 * float(std)) + 2
     k = torch.arange(-n_images, n_images + 1, dtype=x.dtype, device=x.device)
     d = (x - mean)[..., None] + k
     logp = -0.5 * (d / std) ** 2 - math.log(std * math.sqrt(2 * math.pi))

@@ -30,7 +30,6 @@ tied with the k-th one (symmetric crystals) cannot make the output depend on tie
 """
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

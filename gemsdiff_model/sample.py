@@ -3,13 +3,21 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import sys
 from pathlib import Path
 
 import click
 import torch
 
-from .data import default_threads, formula, pack_by_atoms, parse_composition, read_crystals, system_compositions
+from .data import (
+    default_threads,
+    formula,
+    pack_by_atoms,
+    parse_composition,
+    read_crystals,
+    system_compositions,
+)
 from .diffusion import Schedule, posterior_lattice, posterior_positions, predicted_lattice
 from .errors import GemsDiffError
 from .geometry import lattice_to_vector, to_canonical_basis, vector_to_lattice
@@ -32,7 +40,8 @@ def generate(model, schedule: Schedule, numbers: list[list[int]], steps: int | N
              generator: torch.Generator | None = None, device="cpu", on_step=None):
     """Sample one structure per atomic-number list, as one batch.
 
-    ``on_step(s, lattice (B,3,3), frac (N,3))``, if given, sees the state after each step to s.
+    ``on_step(s, lattice (B,3,3), frac (N,3))``, if given, sees the state after each step to s
+    (with the ``coords`` head, in the chain's unreduced basis).
     Returns (lattices (B,3,3) float64 Å rows, list of (n_i,3) fractional coordinates).
     The cell is re-expressed in its canonical basis after every step, except with the ``coords``
     lattice head (basis dependent), whose chain stays in the basis of the DDPM state as in
@@ -48,7 +57,7 @@ def generate(model, schedule: Schedule, numbers: list[list[int]], steps: int | N
     lattice = vector_to_lattice(v)                                                   # exp(pi v)
     ts = timesteps(schedule.steps, steps)
     coords_head = model.config.lattice_head == "coords"
-    for t, s in zip(ts[:-1], ts[1:]):
+    for t, s in itertools.pairwise(ts):
         tt = torch.full((len(numbers),), t, device=device, dtype=torch.long)
         out = model(lattice.to(dtype), x, z, tt, batch, n_atoms,
                     lattice_scale=schedule.lattice_scale(tt), position_scale=schedule.position_scale(tt))
@@ -59,11 +68,11 @@ def generate(model, schedule: Schedule, numbers: list[list[int]], steps: int | N
             # the coords head reads the coordinates of v_t itself (trained on unreduced noisy
             # bases), so the state stays in the basis of the DDPM chain; reduced at the end
             lattice = vector_to_lattice(v)
-            continue
-        # same crystal in its canonical (reduced) basis: the denoiser is SL3(Z)-equivariant,
-        # and this keeps the 9-vector in the domain seen in training (canonical data bases)
-        lattice, x = to_canonical_basis(vector_to_lattice(v), x, batch)
-        v = lattice_to_vector(lattice)
+        else:
+            # same crystal in its canonical (reduced) basis: the denoiser is SL3(Z)-equivariant,
+            # and this keeps the 9-vector in the domain seen in training (canonical data bases)
+            lattice, x = to_canonical_basis(vector_to_lattice(v), x, batch)
+            v = lattice_to_vector(lattice)
         if on_step is not None:
             on_step(s, lattice, x)
     if coords_head:
@@ -110,8 +119,9 @@ def run_sampling(checkpoint, out, composition=(), n=1, system=None, max_atoms=20
                  from_csv=None, steps=None, seed=0, batch_atoms=2000, device="cpu",
                  overwrite=False, progress=True, threads=None) -> list[dict]:
     """Sample and write CIFs + manifest.csv into ``out``; returns the manifest rows."""
-    from crystal_metrics.io import atomic_write_text
     from tqdm.auto import tqdm
+
+    from crystal_metrics.io import atomic_write_text
 
     from .checkpoint import load_model
     from .train import pick_device

@@ -263,7 +263,7 @@ def run_training(config: Config, data: str, out: Path, device="auto", resume=Fal
         try:
             from torch.utils.tensorboard import SummaryWriter
             tb = SummaryWriter(str(out / "tensorboard"))
-        except Exception:  # tensorboard not installed
+        except Exception:  # noqa: BLE001 - tensorboard not installed
             tb = None
 
     row, loop_start = {}, time.time()

@@ -54,8 +54,8 @@ def test_classic_matches_dgl_golden():
 
 def test_classic_merged_equals_unmerged_graph():
     """Storing repeated edges once with weights gives the same numbers."""
-    from crystal_metrics.alignn.graph import build_batch
     from crystal_metrics.alignn import cgcnn_feature_table
+    from crystal_metrics.alignn.graph import build_batch
 
     ext = load_extractor(DATA / "classic_random", device="cpu", shell_tol=0.0)
     structs = load_fixture(12)

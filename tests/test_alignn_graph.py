@@ -85,7 +85,7 @@ def test_neighbour_search_extends_cutoff_for_sparse_cells():
     # 1 atom in a 9 Å cube: nothing within 8 Å, then 6 within max(a,b,c)=9 Å,
     # then 2*9 Å: 6 at 9 Å + the whole 12.73 Å shell, each stored both ways
     s = Structure(Lattice.cubic(9.0), ["Si"], [[0, 0, 0]])
-    u, v, r, _ = knn_edges(s.lattice.matrix, s.frac_coords)
+    u, _v, r, _ = knn_edges(s.lattice.matrix, s.frac_coords)
     d = np.sort(np.linalg.norm(r, axis=1))
     assert len(u) == 36
     assert np.allclose(d[:12], 9.0) and np.allclose(d[12:], 9.0 * 2**0.5)

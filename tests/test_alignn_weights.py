@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from crystal_metrics import weights as W
 from crystal_metrics.alignn import load_extractor
 from crystal_metrics.errors import CrystalMetricsError
-from crystal_metrics import weights as W
 
 DATA = Path(__file__).parent / "data" / "alignn"
 CLASSIC = DATA / "classic_random"
@@ -116,7 +116,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     payload = b""
     lie_length = False
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.send_response(200)
         n = len(self.payload) + (1000 if self.lie_length else 0)
         self.send_header("Content-Length", str(n))

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from scipy.spatial.distance import cdist
-from support import MP20_DIR, ROOT, TRANSFORMS, VAL_CSV, rock_salt
 
 from crystal_metrics import (
     Crystal,
@@ -21,6 +20,7 @@ from crystal_metrics.features import fingerprints as fingerprint_module
 from crystal_metrics.features.fingerprints import fingerprints, structure_fingerprint
 from crystal_metrics.metrics import coverage as coverage_module
 from crystal_metrics.metrics.coverage import coverage_scores, nearest_distances
+from support import MP20_DIR, ROOT, TRANSFORMS, VAL_CSV, rock_salt
 
 COVERAGE_KEYS = {"cov_recall", "cov_precision", "dataset", "struct_cutoff", "comp_cutoff",
                  "valid_only", "n_gen", "n_ref", "n_read_errors", "read_errors",

@@ -3,7 +3,6 @@ import pytest
 
 from crystal_metrics import Crystal, density_emd, n_elements_emd, read_structures
 from crystal_metrics.metrics.distribution import densities, emd
-
 from support import TRANSFORMS, rock_salt
 
 

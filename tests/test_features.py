@@ -3,7 +3,6 @@ import pytest
 
 from crystal_metrics import CrystalMetricsError, OutputExistsError
 from crystal_metrics.features import EmbeddingCache, ExtractorId, FeatureStatistics, structure_hash
-
 from support import TRANSFORMS, rock_salt
 
 EXTRACTOR = ExtractorId("test-model", "ab" * 32, 4)

@@ -4,6 +4,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from pymatgen.analysis.structure_matcher import StructureMatcher
+
+import crystal_metrics as cm
+from crystal_metrics import Crystal, StructureSet, validity
+from crystal_metrics.cli import MATCH_COLUMNS, main
+from crystal_metrics.errors import PairingError
+from crystal_metrics.metrics.matching import TOLERANCES, match_structures
 from support import (
     BROKEN_DIR,
     MP20_DIR,
@@ -13,12 +19,6 @@ from support import (
     rock_salt,
     write_cifs,
 )
-
-import crystal_metrics as cm
-from crystal_metrics import Crystal, StructureSet, validity
-from crystal_metrics.cli import MATCH_COLUMNS, main
-from crystal_metrics.errors import PairingError
-from crystal_metrics.metrics.matching import TOLERANCES, match_structures
 
 MATCH_KEYS = {"match_rate", "rmse", "n_ref", "n_gen", "n_matched", "k", "pair_by",
               "n_invalid_predictions", "match_errors", "tolerances", "n_read_errors",

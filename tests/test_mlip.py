@@ -5,11 +5,11 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from support import MP20_DIR, TRANSFORMS, rotate, supercell
 
 from crystal_metrics import Crystal, CrystalMetricsError, MissingExtraError
 from crystal_metrics.cli import main
 from crystal_metrics.mlip import Chgnet, chgnet_energy_emd, relaxation_rmsd
+from support import MP20_DIR, TRANSFORMS, rotate, supercell
 
 ENERGY_KEYS = {"energy_emd", "n_gen", "n_ref", "energy_model", "relax_steps", "n_errors", "errors"}
 #: Na and Cl 26 Å apart: no neighbour within CHGNet's 6 Å cutoff.

@@ -1,8 +1,7 @@
 import pytest
 
-import crystal_metrics.io.output as output
 from crystal_metrics import OutputExistsError
-from crystal_metrics.io import atomic_write_text, write_csv
+from crystal_metrics.io import atomic_write_text, output, write_csv
 
 
 def test_write_refuses_to_clobber(tmp_path):

@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import crystal_metrics.io.reading as reading
 from crystal_metrics import Crystal, StructureError, read_structures
-
+from crystal_metrics.io import reading
 from support import BROKEN_DIR, MP20_DIR, VAL_CSV, rock_salt
 
-FIRST_CIF = sorted(MP20_DIR.glob("*.cif"))[0]
+FIRST_CIF = min(MP20_DIR.glob("*.cif"))
 BROKEN_REASONS = {
     "corrupt": "corrupt CIF: line 3: unterminated 'string'",
     "empty": "empty CIF",

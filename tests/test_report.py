@@ -20,7 +20,6 @@ from crystal_metrics.report import (
     write_report,
 )
 from crystal_metrics.scoring import Evaluation, FeatureSource, evaluate
-
 from support import MP20_DIR, ROOT, VAL_CSV, rock_salt
 
 WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"

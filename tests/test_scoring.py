@@ -10,7 +10,6 @@ from crystal_metrics.cli import PER_STRUCTURE_COLUMNS, main
 from crystal_metrics.features import ExtractorId, FeatureStatistics
 from crystal_metrics.metrics.distribution import emd
 from crystal_metrics.scoring import FeatureSource, SmallSampleWarning, energy_emd, evaluate, fad
-
 from support import BROKEN_DIR, MP20_DIR, ROOT, TRANSFORMS, VAL_CSV
 
 WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"
@@ -119,8 +118,7 @@ def test_fad_errors_are_one_line(args, message):
 
 
 def test_interrupted_embedding_keeps_finished_chunks(tmp_path, monkeypatch):
-    import crystal_metrics.features.embedding as embedding
-    from crystal_metrics.features import EmbeddingCache
+    from crystal_metrics.features import EmbeddingCache, embedding
 
     monkeypatch.setattr(embedding, "CACHE_CHUNK", 16)
     source = FeatureSource(WEIGHTS, device="cpu", progress=False)

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from pymatgen.core import Structure
-from support import MP20_DIR, TRANSFORMS, VAL_CSV, caesium_chloride, rock_salt
 
 import crystal_metrics as cm
 from crystal_metrics import Crystal, StructureSet
 from crystal_metrics.cli import main
 from crystal_metrics.metrics.uniqueness import novelty, uniqueness
+from support import MP20_DIR, TRANSFORMS, VAL_CSV, caesium_chloride, rock_salt
 
 UNIQUENESS_KEYS = {"n_structures", "n_unique", "uniqueness", "n_read_errors", "read_errors",
                    "match_errors", "tolerances"}

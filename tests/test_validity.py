@@ -6,7 +6,6 @@ import pytest
 from crystal_metrics import Crystal, validity
 from crystal_metrics.metrics.periodic import min_distance
 from crystal_metrics.metrics.validity import compositionally_valid, structurally_valid
-
 from support import TRANSFORMS, rock_salt
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any
 
 from crystal_metrics.errors import CrystalMetricsError
 
@@ -54,7 +54,7 @@ class ModelConfig:
     atom_features: str
 
 
-def parse_config(cfg: Union[Dict[str, Any], str, Path]) -> ModelConfig:
+def parse_config(cfg: dict[str, Any] | str | Path) -> ModelConfig:
     """Turn a config dict / config.json path into a ``ModelConfig``.
 
     Defaults follow alignn's ``TrainingConfig`` for fields absent from old

@@ -10,9 +10,9 @@ formation energy per atom for ``mp_e_form_alignn``).
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Iterable, Sequence
+from functools import cache, lru_cache
 from importlib import resources
-from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ def _data_json(name: str) -> dict:
     return json.loads(resources.files("crystal_metrics.alignn").joinpath("data", name).read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def cgcnn_feature_table() -> np.ndarray:
     """(119, 92) float32 CGCNN atom features indexed by atomic number.
 
@@ -44,7 +44,7 @@ def cgcnn_feature_table() -> np.ndarray:
     return table
 
 
-@lru_cache(maxsize=None)
+@cache
 def jarvis_elemental_energies() -> dict:
     """{element symbol: JARVIS OptB88vdW energy per atom (eV/atom)}."""
     return {k: v["energy"] for k, v in _data_json("jarvis_unary_energies.json")["elements"].items()}
@@ -131,7 +131,7 @@ class Extractor:
             shell_tol=self.shell_tol,
         )
 
-    def _forward(self, chunk: Sequence, max_triplets: int) -> Tuple[np.ndarray, np.ndarray]:
+    def _forward(self, chunk: Sequence, max_triplets: int) -> tuple[np.ndarray, np.ndarray]:
         g = self.graphs(chunk)
         if len(chunk) > 1 and len(g.lg_src) > max_triplets:  # bound peak memory
             half = len(chunk) // 2
@@ -145,9 +145,9 @@ class Extractor:
         self,
         structures: Sequence,
         batch_size: int = 16,
-        progress: Optional[bool] = False,
+        progress: bool | None = False,
         max_triplets: int = 300_000,
-    ) -> Tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Embed structures.
 
         Args:
@@ -181,7 +181,7 @@ class Extractor:
         return lat, pred
 
 
-def build_model(config: Union[dict, ModelConfig], state_dict: dict) -> ALIGNN:
+def build_model(config: dict | ModelConfig, state_dict: dict) -> ALIGNN:
     """ALIGNN module from a config and a state dict, loaded strictly.
 
     Unused output heads (``fc_atomwise``, ``fc_additional_output``) are built
@@ -189,7 +189,10 @@ def build_model(config: Union[dict, ModelConfig], state_dict: dict) -> ALIGNN:
     other missing / unexpected / mis-shaped key raises ``WeightsError``.
     """
     cfg = config if isinstance(config, ModelConfig) else parse_config(config)
-    has = lambda p: any(k.startswith(p) for k in state_dict)  # noqa: E731
+
+    def has(prefix):
+        return any(k.startswith(prefix) for k in state_dict)
+
     model = ALIGNN(
         cfg,
         atomwise_head=cfg.atomwise_output_features > 0 and has("fc_atomwise."),
@@ -207,9 +210,9 @@ def build_model(config: Union[dict, ModelConfig], state_dict: dict) -> ALIGNN:
 
 
 def load_extractor(
-    weights: Union[None, str, "object"] = None,
-    device: Union[None, str, torch.device] = None,
-    sha256: Optional[str] = None,
+    weights: None | str | object = None,
+    device: None | str | torch.device = None,
+    sha256: str | None = None,
     shell_tol: float = DEFAULT_SHELL_TOL,
 ) -> Extractor:
     """Load an ALIGNN extractor.

@@ -32,8 +32,8 @@ feature is the bond-angle cosine ``-r_a·r_b / (|r_a||r_b|)`` clamped to [-1, 1]
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ BOND_TOL = 0.15  # Å, jarvis-tools get_all_neighbors default
 _MAX_PAIRS_PER_CHUNK = 2_000_000
 
 
-def _lattice_lengths_rounded(mat: np.ndarray) -> List[float]:
+def _lattice_lengths_rounded(mat: np.ndarray) -> list[float]:
     """Row lengths rounded to 6 decimals (jarvis ``Lattice.lat_lengths``)."""
     return [round(x, 6) for x in np.sqrt(np.sum(mat**2, axis=1)).tolist()]
 
@@ -62,7 +62,7 @@ def _candidates(
     frac: np.ndarray,
     cart: np.ndarray,
     r: float,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All (centre i, neighbour j, image n, distance d) with 0.15 < d <= r."""
     recp = np.around(2 * np.pi * np.linalg.inv(lat_r).T, 5)
     recp_len = np.array(_lattice_lengths_rounded(recp))
@@ -102,7 +102,7 @@ def knn_edges(
     use_canonize: bool = False,
     merge_duplicates: bool = False,
     shell_tol: float = 0.0,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Directed k-nearest edges of one periodic structure.
 
     Args:
@@ -177,7 +177,7 @@ def knn_edges(
 
 def line_graph_edges(
     src: torch.Tensor, dst: torch.Tensor, num_nodes: int
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Line-graph edges (a, b) for all directed edges with dst[a] == src[b].
 
     Same edge set as DGL ``line_graph(backtracking=True)``.
@@ -222,10 +222,10 @@ class GraphBatch:
     graph_id: torch.Tensor
     num_graphs: int
     num_atoms: torch.Tensor
-    edge_weight: Optional[torch.Tensor] = None
-    lg_weight: Optional[torch.Tensor] = None
+    edge_weight: torch.Tensor | None = None
+    lg_weight: torch.Tensor | None = None
 
-    def to(self, device) -> "GraphBatch":
+    def to(self, device) -> GraphBatch:
         """Copy all tensors to ``device``."""
         kw = {
             k: (v.to(device) if isinstance(v, torch.Tensor) else v)

@@ -11,8 +11,6 @@ H = hidden_features. The "atomwise" family (ALIGNN-FF) uses LayerNorm, the
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import numpy as np
 import torch
 from torch import nn
@@ -94,9 +92,9 @@ class EdgeGatedGraphConv(nn.Module):
         dst: torch.Tensor,
         x: torch.Tensor,
         y: torch.Tensor,
-        weight: Optional[torch.Tensor] = None,
+        weight: torch.Tensor | None = None,
         need_edges: bool = True,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (n, H) node features, y: (e, H) edge features, src/dst: (e,),
         weight: (e, 1) edge multiplicities or None."""
         if self._fused:
@@ -165,14 +163,14 @@ class ALIGNN(nn.Module):
             n_out = 2
         self.fc = nn.Linear(h, n_out)
 
-    def fuse(self) -> "ALIGNN":
+    def fuse(self) -> ALIGNN:
         """Prepare fused weights for inference (call after loading weights)."""
         for mod in self.modules():
             if isinstance(mod, EdgeGatedGraphConv):
                 mod.fuse()
         return self
 
-    def forward(self, g: GraphBatch) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, g: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent = per-structure mean of final atom features (B, H);
         output = link(fc(latent)) (B, out), e.g. eV/atom for ALIGNN-FF."""
         x = self.atom_embedding(g.atom_features)

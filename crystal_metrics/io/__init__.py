@@ -2,5 +2,5 @@
 from .output import atomic_write_bytes, atomic_write_text, check_writable, write_csv, write_json
 from .reading import ReadError, StructureSet, read_structures
 
-__all__ = ["ReadError", "StructureSet", "read_structures", "atomic_write_bytes",
-           "atomic_write_text", "check_writable", "write_csv", "write_json"]
+__all__ = ["ReadError", "StructureSet", "atomic_write_bytes", "atomic_write_text",
+           "check_writable", "read_structures", "write_csv", "write_json"]

@@ -121,7 +121,7 @@ def _parse_with_pymatgen(block: gemmi.cif.Block) -> Crystal:
         try:
             parser = CifParser.from_str(block.as_string())
             structure = parser.parse_structures(primitive=False, on_error="raise")[0]
-        except Exception as exc:  # pymatgen raises many types for malformed CIFs
+        except Exception as exc:  # noqa: BLE001 - pymatgen raises many types for malformed CIFs
             raise StructureError(f"pymatgen cannot read this CIF block: {_first_line(exc)}") from None
     return Crystal.from_pymatgen(structure)
 

@@ -8,18 +8,15 @@ CDVAE-style `.csv`/`.csv.gz` with a `cif` column, an `.extxyz` file, a list of p
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from .cif import Block, parse_cif_text
 from ..crystal import Crystal
 from ..errors import StructureError
+from ..parallel import parallel_map
+from .cif import Block, parse_cif_text
 
 CIF_SUFFIXES = (".cif",)
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -68,17 +65,13 @@ def read_structures(source, *, strict: bool = False, workers: int | None = None,
     if isinstance(source, StructureSet):
         result = source
     elif isinstance(source, (str, os.PathLike)):
-        result = _read_path(Path(source), workers or _usable_cpus(), progress)
+        result = _read_path(Path(source), workers, progress)
     else:
         result = _read_objects(source)
     if strict and result.errors:
         first = result.errors[0]
         raise StructureError(f"{first.name}: {first.reason}")
     return result
-
-
-def _usable_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _read_objects(objects) -> StructureSet:
@@ -125,7 +118,7 @@ class _CifJob:
     text: str
 
 
-def _read_path(path: Path, workers: int, progress: bool | None) -> StructureSet:
+def _read_path(path: Path, workers: int | None, progress: bool | None) -> StructureSet:
     builder = _Builder()
     if not path.exists():
         builder.fail(str(path), "path does not exist")
@@ -144,12 +137,14 @@ def _read_path(path: Path, workers: int, progress: bool | None) -> StructureSet:
         elif suffix in EXTXYZ_SUFFIXES:
             per_file.append(_extxyz_entries(file, prefix))
         else:
-            per_file.append([(str(file), "unsupported file type (expected .cif, .csv, .csv.gz "
-                                         "or .extxyz)")])
+            per_file.append([(str(file), ("unsupported file type (expected .cif, .csv, .csv.gz "
+                                          "or .extxyz)"))])
     if not any(per_file):
         builder.fail(str(path), "no structure files (.cif, .csv, .csv.gz, .extxyz) in this folder")
     jobs = [job for entries in per_file for job in entries if isinstance(job, _CifJob)]
-    parsed = iter(_parse_all([job.text for job in jobs], workers, progress))
+    parsed = iter(parallel_map(_parse_one, [job.text for job in jobs], workers=workers,
+                               min_items=PARALLEL_MIN_TEXTS, progress=progress, desc="reading",
+                               unit="cif"))
     for entries in per_file:
         for entry in entries:
             if isinstance(entry, _CifJob):
@@ -188,7 +183,7 @@ def _csv_jobs(file: Path, prefix: str, in_folder: bool) -> list:
             return [] if in_folder else [(str(file), "CSV has no 'cif' column")]
         columns = ["cif"] + (["material_id"] if "material_id" in header else [])
         table = pd.read_csv(file, usecols=columns, dtype=str, keep_default_na=False)
-    except Exception as exc:  # pandas/gzip raise many types for corrupt files
+    except Exception as exc:  # noqa: BLE001 - pandas/gzip raise many types for corrupt files
         return [(str(file), f"cannot read CSV: {str(exc).strip().splitlines()[0]}")]
     keys = table["material_id"].tolist() if "material_id" in table else []
     if len(set(keys)) != len(table) or "" in keys:
@@ -202,7 +197,7 @@ def _extxyz_entries(file: Path, prefix: str) -> list[tuple[str, Crystal | str]]:
 
     try:
         frames = list(iread(file, index=":", format="extxyz"))
-    except Exception as exc:  # ASE raises many types for malformed files
+    except Exception as exc:  # noqa: BLE001 - ASE raises many types for malformed files
         return [(str(file), f"cannot read extxyz: {str(exc).strip().splitlines()[0]}")]
     entries = []
     for i, atoms in enumerate(frames):
@@ -220,32 +215,6 @@ def _parse_one(text: str) -> list[Block] | str:
         return parse_cif_text(text)
     except StructureError as exc:
         return str(exc)
-
-
-def _parse_chunk(texts: list[str]) -> list[list[Block] | str]:
-    return [_parse_one(t) for t in texts]
-
-
-def _parse_all(texts: list[str], workers: int, progress: bool | None) -> list[list[Block] | str]:
-    """Parse CIF texts, in `workers` processes when there are many."""
-    bar = tqdm(total=len(texts), desc="reading", unit="cif", disable=not progress if progress is not None
-               else None, leave=False)
-    with bar:
-        if workers < 2 or len(texts) < PARALLEL_MIN_TEXTS:
-            results = []
-            for text in texts:
-                results.append(_parse_one(text))
-                bar.update()
-            return results
-        size = max(64, len(texts) // (workers * 8))
-        chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
-        context = multiprocessing.get_context("fork")
-        results = []
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for chunk_result in pool.map(_parse_chunk, chunks):
-                results.extend(chunk_result)
-                bar.update(len(chunk_result))
-        return results
 
 
 class _Builder:

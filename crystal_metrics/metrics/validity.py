@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def compositionally_valid(crystal: Crystal) -> bool:
     return _smact_valid(*crystal.reduced_composition())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _smact_valid(numbers: tuple[int, ...], counts: tuple[int, ...]) -> bool:
     from pymatgen.core import Composition, Element
     from smact.screening import smact_validity

@@ -21,7 +21,7 @@ def data_dir() -> Path:
 def _tiny_config(**train):
     from gemsdiff_model.config import Config, ModelConfig, TrainConfig
 
-    t = dict(epochs=2, batch_size=3, val_fraction=0.0, seed=0)
+    t = {"epochs": 2, "batch_size": 3, "val_fraction": 0.0, "seed": 0}
     t.update(train)
     return Config(model=ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=8, n_rbf=8,
                                     n_angle=3),

@@ -3,8 +3,7 @@ import math
 import torch
 
 from gemsdiff_model import geometry as g
-from gemsdiff_model.diffusion import (LatticeScaler, Schedule, corrupt, lattice_loss,
-                                      position_loss)
+from gemsdiff_model.diffusion import LatticeScaler, Schedule, corrupt, lattice_loss, position_loss
 
 
 def test_schedules_match_table_1():

@@ -135,8 +135,8 @@ def test_coords_head_rotation_equivariant_and_trains():
     """lattice_head="coords": x_0 of the 6 shape + volume coordinates (rotation invariant); the
     predicted cell keeps the input's orientation, so it rotates with it. Not SL3(Z)-equivariant
     by design (coordinates of the given basis), so no basis-change check for the lattice."""
-    from gemsdiff_model.diffusion import LatticeScaler, Schedule, predicted_lattice, training_losses
     from gemsdiff_model.data import CrystalBatch
+    from gemsdiff_model.diffusion import LatticeScaler, Schedule, predicted_lattice, training_losses
 
     torch.manual_seed(2)
     m = GemsDiffNet(ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=12, n_rbf=8, n_angle=4,

@@ -16,8 +16,9 @@ from gemsdiff_model.train import run_training
 
 @pytest.fixture(scope="module")
 def overfit(tmp_path_factory):
-    import torch
     from pathlib import Path
+
+    import torch
 
     torch.set_num_threads(1)
     data = Path(__file__).parent / "data" / "overfit"

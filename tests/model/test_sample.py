@@ -106,3 +106,26 @@ def test_missing_checkpoint_and_non_empty_out(checkpoint, tmp_path):
                                   "--composition", "LiO"])
     assert r.exit_code == 1 and "not empty" in r.output
     assert (full / "x.cif").read_text() == "keep"
+
+
+def test_on_step_sees_every_state_down_to_the_returned_crystal(checkpoint):
+    import torch
+
+    from gemsdiff_model.checkpoint import load_model
+    from gemsdiff_model.geometry import to_canonical_basis
+    from gemsdiff_model.sample import generate
+
+    model, schedule, _, config = load_model(checkpoint / "best.pt")
+    assert config.model.lattice_head == "coords"  # the default head keeps an unreduced chain
+    seen = []
+    numbers = [[3, 26, 8, 8], [14]]
+    lattices, fracs = generate(model, schedule, numbers, steps=7, generator=torch.Generator().manual_seed(0),
+                               on_step=lambda s, lattice, frac: seen.append((s, lattice, frac)))
+    # timesteps(100, 7): linspace(100, 1, 7) = 100, 83.5, 67, 50.5, 34, 17.5, 1 rounded half to even
+    assert [s for s, _, _ in seen] == [84, 67, 50, 34, 18, 1, 0]
+    assert [tuple(lat.shape) for _, lat, _ in seen] == [(2, 3, 3)] * 7
+    assert all(tuple(frac.shape) == (5, 3) for _, _, frac in seen)
+    _, last_lattice, last_frac = seen[-1]
+    reduced, frac = to_canonical_basis(last_lattice, last_frac, torch.tensor([0, 0, 0, 0, 1]))
+    torch.testing.assert_close(reduced.double(), lattices)
+    torch.testing.assert_close(frac.double(), torch.cat(fracs))

@@ -25,7 +25,8 @@ def test_cli_trains_writes_run_folder_and_counts_skips(data_dir, tmp_path):
     assert report["skipped_too_many_atoms"] == 1        # ErPt3 has 4 atoms
     assert report["train"] + report["validation"] == 5 and report["validation"] == 2
     assert "1 unreadable" in (out / "train.log").read_text()
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[-1]["val_loss"]) > 0
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["hidden"] == 16 and config["train"]["lr"] == 1e-3   # paper default kept
@@ -53,7 +54,8 @@ def test_resume_is_exact(data_dir, tmp_path, tiny_config):
     for key in ("model", "ema"):
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), (key, name)
-    rows = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
+    with open(tmp_path / "b" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
 
 
