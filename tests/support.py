@@ -52,8 +52,14 @@ def change_basis(c: Crystal, m: np.ndarray = UNIMODULAR) -> Crystal:
     return Crystal.checked(m @ c.lattice, c.frac_coords @ np.linalg.inv(m), c.numbers)
 
 
+def unwrap(c: Crystal, seed: int = 0) -> Crystal:
+    """Each atom moved by a random whole number of cells (as in an unwrapped MD frame)."""
+    shifts = np.random.default_rng(seed).integers(-3, 4, size=(c.n_atoms, 3))
+    return Crystal.checked(c.lattice, c.frac_coords + shifts, c.numbers)
+
+
 TRANSFORMS = {"rotation": rotate, "translation": translate, "permutation": permute,
-              "supercell": supercell, "change_of_basis": change_basis}
+              "supercell": supercell, "change_of_basis": change_basis, "unwrapped": unwrap}
 
 
 def caesium_chloride(a: float = 4.0, numbers=(11, 17), shift: float = 0.0) -> Crystal:

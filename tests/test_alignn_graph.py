@@ -99,3 +99,29 @@ def test_build_batch_shapes():
     assert g.edge_weight is not None and g.edge_weight.shape == (len(g.src), 1)
     assert g.lg_weight.shape == (len(g.lg_src), 1)
     assert int(g.src.max()) < len(g.atom_features) and int(g.lg_dst.max()) < len(g.src)
+
+
+def test_skewed_basis_gives_the_same_bonds_searched_in_a_reduced_basis():
+    from crystal_metrics.alignn.graph import REDUCE_ABOVE_IMAGES, _image_box
+
+    fcc = np.array([[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
+    cube = Structure(Lattice.cubic(5.5), ["Na"] * 4 + ["Cl"] * 4, np.vstack([fcc, fcc + [.5, 0, 0]]))
+    m = np.array([[1, 0, 0], [9, 1, 0], [9, 9, 1]])  # det 1: the same crystal, a skewed basis
+    lattice = m @ cube.lattice.matrix  # entries exact in 5 decimals, so no rounding differs
+    frac = (cube.frac_coords @ np.linalg.inv(m)) % 1.0
+    assert np.prod([len(a) for a in _image_box(lattice, frac, 8.0)]) > REDUCE_ABOVE_IMAGES
+    skewed = knn_edges(lattice, frac, shell_tol=1e-3)[:3]
+    assert _same_multigraph(*knn_edges(cube.lattice.matrix, cube.frac_coords, shell_tol=1e-3)[:3],
+                            *skewed)
+    d = np.linalg.norm(skewed[2], axis=1)
+    assert len(d) == 8 * 18 * 2 and np.allclose(np.sort(d)[:96], 2.75)  # 6 + 12 shells, both ways
+
+
+@pytest.mark.parametrize("shell_tol", [0.0, 1e-3])
+def test_unwrapped_coordinates_give_the_same_bonds(shell_tol):
+    # atoms moved by whole cells (as in an unwrapped MD frame): every neighbour is still found
+    s = load_fixture(1)[0]
+    shifts = np.random.default_rng(0).integers(-4, 5, size=(len(s), 3))
+    wrapped = knn_edges(s.lattice.matrix, s.frac_coords, shell_tol=shell_tol)[:3]
+    unwrapped = knn_edges(s.lattice.matrix, s.frac_coords + shifts, shell_tol=shell_tol)[:3]
+    assert _same_multigraph(*wrapped, *unwrapped)

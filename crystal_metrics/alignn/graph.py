@@ -8,7 +8,9 @@ images instead of Python loops over atoms:
   ``0.15 Å < |x_j + n·L - x_i| <= cutoff`` (jarvis ``Atoms.get_all_neighbors``,
   ``bond_tol=0.15``), where the image box is
   ``ceil((cutoff + 0.15) * |b_k| / 2π)`` cells around the fractional range of
-  the sites (``|b_k|`` rounded to 6 decimals, as jarvis does);
+  the sites (``|b_k|`` rounded to 6 decimals, as jarvis does), coordinates
+  first wrapped into [0, 1) (jarvis assumes it; unwrapped input, e.g. from
+  an MD trajectory, would lose neighbours);
 * if any site has fewer than ``max_neighbors`` candidates the cutoff becomes
   ``max(a, b, c)`` (or ``2 * cutoff`` when already larger) and the search is
   repeated;
@@ -42,6 +44,9 @@ from crystal_metrics.errors import StructureError
 
 BOND_TOL = 0.15  # Å, jarvis-tools get_all_neighbors default
 _MAX_PAIRS_PER_CHUNK = 2_000_000
+#: With shell_tol > 0, a cell whose image box exceeds this is searched in an LLL-reduced basis
+#: (the MP-20 sets need at most 1,000 images; a skewed basis of the same cell can need millions).
+REDUCE_ABOVE_IMAGES = 4096
 
 
 def _lattice_lengths_rounded(mat: np.ndarray) -> list[float]:
@@ -56,6 +61,24 @@ def _image_offsets(images: np.ndarray, lat: np.ndarray) -> np.ndarray:
     ) + images[:, 2:3] * lat[2]
 
 
+def _image_box(lat_r: np.ndarray, frac: np.ndarray, r: float) -> list[np.ndarray]:
+    """Image indices searched along each lattice vector for a search radius r (Å)."""
+    recp = np.around(2 * np.pi * np.linalg.inv(lat_r).T, 5)
+    recp_len = np.array(_lattice_lengths_rounded(recp))
+    maxr = np.ceil((r + BOND_TOL) * recp_len / (2 * math.pi))
+    nmin = np.floor(np.min(frac, axis=0)) - maxr
+    nmax = np.ceil(np.max(frac, axis=0)) + maxr
+    return [np.arange(x, y) for x, y in zip(nmin, nmax)]
+
+
+def _lll_basis(lat: np.ndarray, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same crystal in an LLL-reduced basis: rows M @ lat, coordinates frac @ M⁻¹ (mod 1)."""
+    from pymatgen.core import Lattice
+
+    m = np.rint(Lattice(lat).get_lll_reduced_lattice().matrix @ np.linalg.inv(lat))
+    return m @ lat, np.mod(frac @ np.linalg.inv(m), 1.0)
+
+
 def _candidates(
     lat: np.ndarray,
     lat_r: np.ndarray,
@@ -64,13 +87,7 @@ def _candidates(
     r: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All (centre i, neighbour j, image n, distance d) with 0.15 < d <= r."""
-    recp = np.around(2 * np.pi * np.linalg.inv(lat_r).T, 5)
-    recp_len = np.array(_lattice_lengths_rounded(recp))
-    maxr = np.ceil((r + BOND_TOL) * recp_len / (2 * math.pi))
-    nmin = np.floor(np.min(frac, axis=0)) - maxr
-    nmax = np.ceil(np.max(frac, axis=0)) + maxr
-    axes = [np.arange(x, y) for x, y in zip(nmin, nmax)]
-    images = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    images = np.stack(np.meshgrid(*_image_box(lat_r, frac, r), indexing="ij"), -1).reshape(-1, 3)
     offsets = _image_offsets(images, lat)
     n = len(cart)
     chunk = max(1, _MAX_PAIRS_PER_CHUNK // max(1, n * n))
@@ -118,7 +135,8 @@ def knn_edges(
             the k-th distance are kept or dropped by floating-point noise
             (so the graph changes under rotation / origin shift /
             supercell); a small positive value keeps the whole shell, the
-            exact-arithmetic meaning of the rule.
+            exact-arithmetic meaning of the rule, and lets a skewed cell be
+            searched in a reduced basis (REDUCE_ABOVE_IMAGES).
 
     Returns:
         ``src`` (E,) int64, ``dst`` (E,) int64, ``r`` (E, 3) float64 bond
@@ -126,12 +144,17 @@ def knn_edges(
         unless ``merge_duplicates``).
     """
     lat = np.asarray(lattice, dtype=np.float64)
-    frac = np.asarray(frac_coords, dtype=np.float64)
+    # into [0, 1) (exact for coordinates already there): the image box below assumes it
+    frac = np.mod(np.asarray(frac_coords, dtype=np.float64), 1.0)
     n = len(frac)
     # jarvis ``Lattice`` rounds the matrix to 5 decimals; site coordinates,
     # the reciprocal box and the bond vectors use the rounded matrix while
     # the image offsets of ``get_all_neighbors`` use the raw one.
     lat_r = np.around(lat, decimals=5)
+    if shell_tol > 0 and math.prod(map(len, _image_box(lat_r, frac, cutoff))) > REDUCE_ABOVE_IMAGES:
+        # a skewed basis: search in a reduced one (same bonds, far fewer images)
+        lat, frac = _lll_basis(lat, frac)
+        lat_r = np.around(lat, decimals=5)
     cart = np.dot(frac, lat_r)
     r = float(cutoff)
     for _ in range(64):
