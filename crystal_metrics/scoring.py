@@ -13,6 +13,7 @@ from pathlib import Path
 from .api import labelled_errors
 from .errors import CrystalMetricsError
 from .features import EmbeddingCache, FeatureStatistics
+from .features.cache import default_cache
 from .features.embedding import featurize
 from .io import StructureSet, read_structures
 from .metrics.distribution import emd
@@ -58,9 +59,7 @@ class FeatureSource:
 
     @cached_property
     def cache(self) -> EmbeddingCache | None:
-        from .weights import cache_dir
-
-        return EmbeddingCache(cache_dir() / "embeddings.sqlite") if self.use_cache else None
+        return default_cache() if self.use_cache else None
 
     def __call__(self, source) -> FeatureStatistics:
         if isinstance(source, FeatureStatistics):

@@ -1,4 +1,5 @@
-"""Coverage COV-R / COV-P (CDVAE): hand-worked distances, invariances, agreement with matminer."""
+"""Coverage COV-R / COV-P (CDVAE): hand-worked distances, invariances, agreement with matminer,
+the fingerprint cache."""
 import json
 import re
 import sys
@@ -16,8 +17,10 @@ from crystal_metrics import (
     read_structures,
 )
 from crystal_metrics.cli import main
+from crystal_metrics.features import EmbeddingCache, structure_hash
 from crystal_metrics.features import fingerprints as fingerprint_module
-from crystal_metrics.features.fingerprints import fingerprints, structure_fingerprint
+from crystal_metrics.features.cache import default_cache
+from crystal_metrics.features.fingerprints import cache_key, fingerprints, structure_fingerprint
 from crystal_metrics.metrics import coverage as coverage_module
 from crystal_metrics.metrics.coverage import coverage_scores, nearest_distances
 from support import MP20_DIR, ROOT, TRANSFORMS, VAL_CSV, rock_salt
@@ -29,6 +32,15 @@ COVERAGE_KEYS = {"cov_recall", "cov_precision", "dataset", "struct_cutoff", "com
 UNFINGERPRINTABLE = Crystal.checked(np.eye(3) * 3, [[0, 0, 0], [.5, .5, .5]], [118, 1])
 #: Two atoms 0.1 Å apart: structurally invalid, fingerprint fine.
 TOO_CLOSE = Crystal.checked(np.eye(3) * 4, [[0, 0, 0], [0.025, 0, 0]], [11, 17])
+#: He lacks some Magpie data: 12 NaN in its raw composition fingerprint (0 once normalised).
+HELIUM_CHLORIDE = Crystal.checked(np.eye(3) * 3.5, [[0, 0, 0], [.5, .5, .5]], [2, 17])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cache_in_tmp(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +50,25 @@ def matminer():
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def count_fingerprinted(monkeypatch) -> list:
+    """The crystals fingerprinted from now on (in this process: use workers=1)."""
+    calls, real = [], fingerprint_module._fingerprint_one
+
+    def counted(crystal):
+        calls.append(crystal)
+        return real(crystal)
+
+    monkeypatch.setattr(fingerprint_module, "_fingerprint_one", counted)
+    return calls
+
+
+def assert_same_fingerprints(actual, expected):
+    np.testing.assert_array_equal(actual.structure, expected.structure)  # bit for bit
+    np.testing.assert_array_equal(actual.composition, expected.composition)
+    np.testing.assert_array_equal(actual.indices, expected.indices)
+    assert actual.failures == expected.failures
 
 
 # 3 generated x 2 reference one-dimensional fingerprints. Structure: gen 0, 1, 5 and ref 0.3, 2
@@ -194,3 +225,103 @@ def test_cli_json_and_dataset_presets(matminer, tmp_path):
     assert (data["dataset"], data["struct_cutoff"], data["comp_cutoff"]) == ("perov5", 0.2, 3.0)
     assert (data["cov_recall"], data["cov_precision"], data["n_gen"]) == (1.0, 1.0, 3)
     assert run("coverage", folder, folder, "--dataset", "mp-20").exit_code == 2
+
+
+def test_second_run_reads_every_fingerprint_from_the_cache(matminer, examples, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path))
+    gen = [*examples.crystals[:4], HELIUM_CHLORIDE]
+    ref = read_structures(VAL_CSV).crystals[:5]
+    uncached = fingerprints(gen, workers=1)
+    first = coverage(gen, ref, struct_cutoff=0.6, comp_cutoff=8.0, workers=1)
+    assert default_cache().counts() == {cache_key(): 10}
+    calls = count_fingerprinted(monkeypatch)
+    second = coverage(gen, ref, struct_cutoff=0.6, comp_cutoff=8.0, workers=1)
+    cached = fingerprints(gen, workers=1, cache=default_cache())
+    assert calls == [] and second == first
+    assert 0 < first["cov_recall"] < 1  # not a trivial all-or-nothing value
+    assert_same_fingerprints(cached, uncached)
+    vector, _ = default_cache().get(cache_key(), [structure_hash(HELIUM_CHLORIDE)]).popitem()[1]
+    assert vector.shape == (61 + 132,) and np.isnan(vector[61:]).sum() == 12  # raw, NaN kept
+
+
+def test_failed_fingerprints_are_not_cached(matminer, nacl, tmp_path, monkeypatch):
+    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    first = fingerprints([nacl, UNFINGERPRINTABLE], workers=1, cache=cache)
+    assert list(first.failures) == [1] and cache.counts() == {cache_key(): 1}
+    calls = count_fingerprinted(monkeypatch)
+    second = fingerprints([UNFINGERPRINTABLE, nacl], workers=1, cache=cache)  # computed again
+    assert len(calls) == 1 and calls[0] is UNFINGERPRINTABLE
+    assert second.failures == {0: first.failures[1]} and list(second.indices) == [1]
+    np.testing.assert_array_equal(second.structure, first.structure)
+    monkeypatch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path))
+    summaries = [coverage([nacl, UNFINGERPRINTABLE], [nacl], workers=1) for _ in range(2)]
+    assert summaries[1] == summaries[0] and summaries[1]["n_fingerprint_errors"] == 1
+
+
+def test_interrupted_fingerprints_keep_finished_chunks(matminer, examples, tmp_path, monkeypatch):
+    monkeypatch.setattr(fingerprint_module, "CACHE_CHUNK", 3)
+    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    crystals = examples.crystals[:8]
+    uncached = fingerprints(crystals, workers=1)
+    real, calls = fingerprint_module._fingerprint_one, []
+
+    class Interrupted(Exception):
+        pass
+
+    def fingerprint_then_die(crystal):
+        calls.append(crystal)
+        if len(calls) == 5:  # the run dies during its second chunk
+            raise Interrupted
+        return real(crystal)
+
+    monkeypatch.setattr(fingerprint_module, "_fingerprint_one", fingerprint_then_die)
+    with pytest.raises(Interrupted):
+        fingerprints(crystals, workers=1, cache=cache)
+    assert cache.counts() == {cache_key(): 3}
+    monkeypatch.setattr(fingerprint_module, "_fingerprint_one", real)
+    calls = count_fingerprinted(monkeypatch)
+    resumed = fingerprints(crystals, workers=1, cache=cache)
+    assert list(map(id, calls)) == list(map(id, crystals[3:]))  # only the 5 missing ones
+    assert_same_fingerprints(resumed, uncached)
+
+
+def test_chunked_forked_run_equals_one_serial_pass(matminer, examples, tmp_path, monkeypatch):
+    crystals = [*examples.crystals[:10], UNFINGERPRINTABLE, *examples.crystals[10:15]]
+    serial = fingerprints(crystals, workers=1)
+    monkeypatch.setattr(fingerprint_module, "CACHE_CHUNK", 8)  # 2 chunks, each on 2 workers
+    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    assert_same_fingerprints(fingerprints(crystals, workers=2, cache=cache), serial)
+    assert cache.counts() == {cache_key(): 15}
+
+
+def test_cache_key_changes_with_the_matminer_version(matminer, nacl, tmp_path, monkeypatch):
+    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    fingerprints([nacl], workers=1, cache=cache)
+    old_key = cache_key()
+    assert f"matminer-{matminer.__version__}" in old_key
+    monkeypatch.setattr(matminer, "__version__", "0.0.1")
+    calls = count_fingerprinted(monkeypatch)
+    fingerprints([nacl], workers=1, cache=cache)
+    assert len(calls) == 1  # the old version's fingerprint is not used
+    assert cache.counts() == {old_key: 1, old_key.replace(old_key.split(":")[2], "matminer-0.0.1"): 1}
+
+
+def test_cli_no_cache_computes_everything_and_writes_nothing(matminer, tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path / "cache"))
+    folders = {"a": tmp_path / "a", "b": tmp_path / "b"}
+    cifs = sorted(MP20_DIR.glob("*.cif"))
+    for (name, folder), chosen in zip(folders.items(), (cifs[:3], cifs[3:6])):
+        folder.mkdir()
+        for cif in chosen:
+            (folder / cif.name).write_text(cif.read_text())
+    calls = count_fingerprinted(monkeypatch)
+    no_cache = run("coverage", folders["a"], folders["a"], "--workers", 1, "--no-cache")
+    assert no_cache.exit_code == 0, no_cache.output
+    assert len(calls) == 6 and not (tmp_path / "cache" / "embeddings.sqlite").exists()
+    cached = run("coverage", folders["a"], folders["a"], "--workers", 1)
+    assert cached.output == no_cache.output
+    assert len(calls) == 9  # REF, the same structures as GEN, came from the cache
+    assert run("coverage", folders["b"], folders["a"], "--workers", 1, "--no-cache").exit_code == 0
+    assert len(calls) == 15 and default_cache().counts() == {cache_key(): 3}
+    assert f"fingerprints {cache_key().split(':', 1)[1]}: 3 structures" in run("weights").output

@@ -83,6 +83,15 @@ def test_cache_round_trip_is_exact(tmp_path):
     assert cache.get("w2", keys) == {}  # other weights: nothing cached
 
 
+def test_cache_keeps_nan_and_energies_are_optional(tmp_path):
+    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    vectors = np.array([[1.0, np.nan, -0.0], [np.inf, 2.0, np.nan]])
+    cache.put("fingerprints", ["a", "b"], vectors)
+    found = cache.get("fingerprints", ["a", "b"])
+    np.testing.assert_array_equal(np.array([found["a"][0], found["b"][0]]), vectors)
+    assert np.signbit(found["a"][0][2]) and all(np.isnan(found[k][1]) for k in "ab")
+
+
 def test_structure_hash_distinguishes_structures():
     nacl = rock_salt()
     assert structure_hash(nacl) == structure_hash(rock_salt())

@@ -1,6 +1,7 @@
 """On-disk cache of per-structure embeddings, keyed by structure hash and extractor weights.
 
 One SQLite file; scoring many generated sets against one reference embeds the reference once.
+Coverage fingerprints (`fingerprints.py`) are stored in it too, under their own extractor key.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def structure_hash(crystal: Crystal) -> str:
 
 
 class EmbeddingCache:
-    """Latents (float64, stored exactly) and energies (eV/atom) per (extractor sha256, structure)."""
+    """Latents (float64, stored exactly, NaN included) and energies (eV/atom, optional) per
+    (extractor key, structure hash)."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,9 +58,19 @@ class EmbeddingCache:
         with self._connect() as db:
             return dict(db.execute("SELECT extractor, COUNT(*) FROM embeddings GROUP BY extractor"))
 
-    def put(self, extractor: str, keys: list[str], latents: np.ndarray, energies: np.ndarray) -> None:
-        """Store latents (n, d) and energies (n,) for `keys`, in one transaction."""
-        rows = [(extractor, key, np.asarray(latent, np.float64).tobytes(), float(energy))
+    def put(self, extractor: str, keys: list[str], latents: np.ndarray,
+            energies: np.ndarray | None = None) -> None:
+        """Store latents (n, d) and energies (n,; None: none, read back as NaN) for `keys`, in one
+        transaction."""
+        energies = [None] * len(keys) if energies is None else [float(e) for e in energies]
+        rows = [(extractor, key, np.asarray(latent, np.float64).tobytes(), energy)
                 for key, latent, energy in zip(keys, latents, energies)]
         with self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
+
+
+def default_cache() -> EmbeddingCache:
+    """The cache file `embeddings.sqlite` of the crystal-metrics cache folder."""
+    from ..weights import cache_dir
+
+    return EmbeddingCache(cache_dir() / "embeddings.sqlite")

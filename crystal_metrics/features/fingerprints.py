@@ -5,6 +5,9 @@ order parameters) averaged over the sites of the cell. Composition: the Magpie f
 (`ElementProperty.from_preset("magpie")`, 132 statistics of elemental properties), without
 matminer's imputation of missing elemental data (CDVAE's matminer had none), standardised with
 CDVAE's fixed `CompScaler` means and standard deviations, missing values then set to 0.
+
+With an `EmbeddingCache`, the raw (unnormalised) fingerprints of each structure are stored as one
+float64 vector of 61 + 132 values under `cache_key()`; failures are not stored.
 """
 from __future__ import annotations
 
@@ -15,15 +18,21 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..crystal import Crystal
 from ..errors import MissingExtraError
 from ..parallel import parallel_map
+from .cache import EmbeddingCache, structure_hash
 
 STRUCTURE_DIM = 61
 COMPOSITION_DIM = 132
 #: Below this many structures, fingerprints are computed in this process.
 PARALLEL_MIN_STRUCTURES = 8
+#: Structures fingerprinted (in parallel) between two writes to the cache.
+CACHE_CHUNK = 256
+#: First field of `cache_key()`, telling fingerprints from embeddings in the cache.
+CACHE_KIND = "cdvae-fingerprints"
 _SCALER = Path(__file__).parent / "data" / "cdvae_comp_scaler.json"
 
 
@@ -57,6 +66,16 @@ def composition_fingerprint(crystal: Crystal) -> np.ndarray:
         warnings.simplefilter("ignore")
         return np.asarray(composition_featurizer.featurize(crystal.to_pymatgen().composition),
                           dtype=np.float64)
+
+
+def cache_key() -> str:
+    """Cache key of the raw fingerprints: the featurizers and the matminer and pymatgen versions
+    (CrystalNN lives in pymatgen), so that an upgrade computes them afresh."""
+    import matminer
+    from pymatgen.core import __version__ as pymatgen_version
+
+    return (f"{CACHE_KIND}:crystalnn-ops+magpie:matminer-{matminer.__version__}:"
+            f"pymatgen-{pymatgen_version}")
 
 
 @lru_cache(maxsize=1)
@@ -97,13 +116,37 @@ def _fingerprint_one(crystal: Crystal) -> tuple[np.ndarray, np.ndarray] | str:
 
 
 def fingerprints(crystals: list[Crystal], workers: int | None = None,
-                 progress: bool | None = None) -> Fingerprints:
+                 progress: bool | None = None, cache: EmbeddingCache | None = None
+                 ) -> Fingerprints:
     """Structure and composition fingerprints of `crystals`, in `workers` forked processes
-    (default: all usable CPUs); a structure whose fingerprint fails is recorded in `failures`."""
+    (default: all usable CPUs); a structure whose fingerprint fails is recorded in `failures`.
+
+    With `cache`, fingerprints found there are not computed again, and the others are stored
+    every `CACHE_CHUNK` structures (an interrupted run keeps the finished chunks).
+    """
     featurizers()  # import matminer once, before forking
-    results = parallel_map(_fingerprint_one, list(crystals), workers=workers,
-                           min_items=PARALLEL_MIN_STRUCTURES, progress=progress,
-                           desc="fingerprints", unit="struct")
+    crystals = list(crystals)
+    key, hashes = cache_key(), [structure_hash(c) for c in crystals]
+    found = cache.get(key, hashes) if cache is not None else {}
+    results: list = [None] * len(crystals)
+    for i, h in enumerate(hashes):
+        if h in found:
+            vector = found[h][0]
+            results[i] = vector[:STRUCTURE_DIM], vector[STRUCTURE_DIM:]
+    missing = [i for i, r in enumerate(results) if r is None]
+    with tqdm(total=len(missing), desc="fingerprints", unit="struct", leave=False,
+              disable=None if progress is None else not progress) as bar:
+        for start in range(0, len(missing), CACHE_CHUNK):
+            chunk = missing[start:start + CACHE_CHUNK]
+            new = parallel_map(_fingerprint_one, [crystals[i] for i in chunk], workers=workers,
+                               min_items=PARALLEL_MIN_STRUCTURES, progress=False)
+            for i, result in zip(chunk, new):
+                results[i] = result
+            done = [(hashes[i], np.concatenate(r)) for i, r in zip(chunk, new)
+                    if not isinstance(r, str)]  # failures are computed again next time
+            if cache is not None and done:
+                cache.put(key, [h for h, _ in done], np.array([v for _, v in done]))
+            bar.update(len(chunk))
     indices = [i for i, r in enumerate(results) if not isinstance(r, str)]
     structure = np.array([results[i][0] for i in indices]).reshape(-1, STRUCTURE_DIM)
     composition = np.array([results[i][1] for i in indices]).reshape(-1, COMPOSITION_DIM)

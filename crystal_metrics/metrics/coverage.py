@@ -15,6 +15,7 @@ from scipy.spatial.distance import cdist
 
 from ..api import labelled_errors
 from ..errors import CrystalMetricsError
+from ..features.cache import default_cache
 from ..features.fingerprints import fingerprints
 from ..io import read_structures
 from .validity import validity
@@ -54,7 +55,7 @@ def coverage_scores(gen_structure: np.ndarray, gen_composition: np.ndarray,
 
 def coverage(gen, ref, *, dataset: str = "mp20", struct_cutoff: float | None = None,
              comp_cutoff: float | None = None, valid_only: bool = False,
-             workers: int | None = None, progress: bool | None = None) -> dict:
+             workers: int | None = None, progress: bool | None = None, cache: bool = True) -> dict:
     """COV-R and COV-P of GEN against REF (anything `read_structures` accepts): the JSON fields of
     `crystal-metrics coverage`.
 
@@ -63,6 +64,8 @@ def coverage(gen, ref, *, dataset: str = "mp20", struct_cutoff: float | None = N
         struct_cutoff, comp_cutoff: override the preset's cutoffs.
         valid_only: fingerprint and count only the valid generated structures (CDVAE counts all).
         workers: processes for reading and fingerprinting (default: all usable CPUs).
+        cache: read and write the fingerprints in the on-disk cache (`embeddings.sqlite` in the
+            crystal-metrics cache folder), so that a reference is fingerprinted once.
     """
     if dataset not in CUTOFFS:
         raise CrystalMetricsError(f"unknown dataset {dataset!r}; expected one of {sorted(CUTOFFS)}")
@@ -79,8 +82,9 @@ def coverage(gen, ref, *, dataset: str = "mp20", struct_cutoff: float | None = N
         if not crystals:
             kind = "valid" if label == "GEN" and valid_only else "readable"
             raise CrystalMetricsError(f"{label} has no {kind} structures to score")
-    gen_fp = fingerprints(gen_crystals, workers, progress)
-    ref_fp = fingerprints(ref_set.crystals, workers, progress)
+    store = default_cache() if cache else None
+    gen_fp = fingerprints(gen_crystals, workers, progress, store)
+    ref_fp = fingerprints(ref_set.crystals, workers, progress, store)
     fingerprint_errors = (
         [{"name": f"gen:{gen_names[i]}", "reason": r} for i, r in gen_fp.failures.items()]
         + [{"name": f"ref:{ref_set.names[i]}", "reason": r} for i, r in ref_fp.failures.items()])

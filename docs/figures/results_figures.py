@@ -2,12 +2,14 @@
 
     python docs/figures/results_figures.py --gen runs/gemsdiff_mp20_test \
         --ref ../shared/data/mp_20/test.csv.gz --val ../shared/data/mp_20/val.csv.gz \
-        --naive runs/naive_mp20_test --out docs
+        --naive runs/naive_mp20_test --out docs --step-set 500
 
-Writes results_histograms.png (density, formation energy), results_fad_vs_size.png (Figure 4:
-FAD against sample size), results_fad_vs_step.png (Figure 3 on a generated set: FAD of the
-sampler's state after each step, for --step-set compositions of REF sampled on CPU with the
-shipped checkpoint) and results_figures.json. Embeddings come from the crystal-metrics cache.
+Writes results_histograms.png (density, formation energy; values outside the axes are counted
+in the end bins), results_fad_vs_size.png (Figure 4: FAD against sample size),
+results_fad_vs_step.png (Figure 3: FAD against diffusion step, of the shipped model's sampler
+state along the reverse chain for --step-set compositions of REF, sampled on CPU, and of
+--step-set VAL structures diffused forward as in the paper) and results_figures.json.
+Embeddings come from the crystal-metrics cache.
 """
 import argparse
 import json
@@ -25,10 +27,12 @@ from crystal_metrics import (
 )
 from crystal_metrics.io import read_structures
 from gemsdiff_model.checkpoint import load_model
+from gemsdiff_model.diffusion import corrupt
+from gemsdiff_model.geometry import to_canonical_basis
 from gemsdiff_model.sample import DEFAULT_CHECKPOINT, generate
 
 SIZES = (100, 250, 500, 1000, 2000, 4000, 9046)
-STEPS = (100, 90, 80, 60, 40, 20, 10, 5, 0)
+STEPS = (99, 90, 80, 60, 40, 20, 10, 5, 0)  # states after these steps (the chain starts at 100)
 
 
 def fad(a, ref_stats) -> float:
@@ -46,27 +50,48 @@ def fad_vs_size(sets: dict, ref, rng, repeats: int = 3) -> dict:
     return out
 
 
-def fad_vs_step(ref_path, ref, features: FeatureSource, n: int, seed: int) -> dict:
-    """FAD against ``ref`` of the sampler's states after the steps in STEPS, for n compositions
-    of ``ref_path`` drawn at random (CPU, batches of 100)."""
-    model, schedule, _, _ = load_model(DEFAULT_CHECKPOINT)
-    crystals = read_structures(str(ref_path), progress=False).crystals
-    rng = np.random.default_rng(seed)
-    numbers = [crystals[i].numbers.tolist() for i in rng.choice(len(crystals), n, replace=False)]
-    states = {s: [] for s in STEPS}
-    gen = torch.Generator().manual_seed(seed)
-    for start in range(0, n, 100):
-        chunk = numbers[start:start + 100]
-        sizes = [len(z) for z in chunk]
+def _crystals(lattice, frac, numbers: list) -> list[Crystal]:
+    """Batch tensors -> Crystals in their canonical basis (a DDPM chain's basis can be very
+    skewed, which makes the k-nearest search of the graph slow; the crystals are the same)."""
+    sizes = [len(z) for z in numbers]
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    lattice, frac = to_canonical_basis(lattice, frac, batch)
+    return [Crystal(lat.double().numpy(), f.double().numpy(), np.array(z))
+            for lat, f, z in zip(lattice, torch.split(frac, sizes), numbers)]
 
-        def keep(s, lattice, frac, sizes=sizes, chunk=chunk):
-            if s in states:
-                states[s] += [Crystal(lat.double().numpy(), f.double().numpy(), np.array(z))
-                              for lat, f, z in zip(lattice, torch.split(frac, sizes), chunk)]
+
+def fad_vs_step(ref_path, val_path, ref, features: FeatureSource, n: int, seed: int) -> dict:
+    """FAD against ``ref`` at the steps t in STEPS of two chains, n structures each (CPU):
+    "sampler", the shipped model's state after the reverse step to t, for n
+    compositions of ``ref_path``; "noised val", n structures of ``val_path`` diffused forward to
+    t with the model's training schedule (the paper's Figure 3; t = 0 is the data itself)."""
+    model, schedule, _, _ = load_model(DEFAULT_CHECKPOINT)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    sampler = {s: [] for s in STEPS}
+    crystals = read_structures(str(ref_path), progress=False).crystals
+    numbers = [crystals[i].numbers.tolist() for i in rng.choice(len(crystals), n, replace=False)]
+    for start in range(0, n, 20):  # small batches: on CPU a batch pays for its most skewed cell
+        chunk = numbers[start:start + 20]
+
+        def keep(s, lattice, frac, chunk=chunk):
+            if s in sampler:
+                sampler[s] += _crystals(lattice, frac, chunk)
 
         generate(model, schedule, chunk, generator=gen, on_step=keep)
+    crystals = read_structures(str(val_path), progress=False).crystals
+    val = [crystals[i] for i in rng.choice(len(crystals), n, replace=False)]
+    numbers = [c.numbers.tolist() for c in val]
+    sizes = torch.tensor([len(z) for z in numbers])
+    batch = torch.repeat_interleave(torch.arange(n), sizes)
+    lattice0, frac0 = to_canonical_basis(torch.tensor(np.stack([c.lattice for c in val])),
+                                         torch.tensor(np.concatenate([c.frac_coords for c in val])),
+                                         batch)
+    noised = {s: _crystals(*(corrupt(schedule, lattice0, frac0, batch, torch.full((n,), s), gen)
+                             if s else (lattice0, frac0)), numbers) for s in STEPS}
     ref_stats = gaussian_statistics(ref.features)
-    return {s: fad(features(states[s]).features, ref_stats) for s in STEPS if states[s]}
+    return {label: {s: fad(features(states[s]).features, ref_stats) for s in STEPS}
+            for label, states in (("sampler", sampler), ("noised val", noised))}
 
 
 def main():
@@ -82,16 +107,20 @@ def main():
     ref, gen, val, naive = (features(p) for p in (args.ref, args.gen, args.val, args.naive))
     rng = np.random.default_rng(args.seed)
 
+    # energies span -100 to ~1000 eV/atom: bins of equal width on an asinh axis (linear near 0)
+    energy_bins = np.sinh(np.linspace(np.arcsinh(-100), np.arcsinh(1000), 81))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, key, unit, bins in ((axes[0], "densities", "density (g/cm³)", np.linspace(0, 16, 81)),
                                 (axes[1], "energies", "ALIGNN-FF formation energy (eV/atom)",
-                                 np.linspace(-5, 3, 81))):
+                                 energy_bins)):
         for label, stats, style in (("MP-20 test (reference)", ref, "k-"),
                                     ("GemsDiff (ours)", gen, "C0-"), ("naive baseline", naive, "C3--")):
-            hist, edges = np.histogram(np.clip(getattr(stats, key), bins[0], bins[-1]), bins, density=True)
-            ax.step(edges[:-1], hist, style, where="post", label=label)
-        ax.set_xlabel(unit)
-    axes[0].set_ylabel("probability density")
+            counts, edges = np.histogram(np.clip(getattr(stats, key), bins[0], bins[-1]), bins)
+            ax.step(edges[:-1], counts / counts.sum(), style, where="post", label=label)
+        ax.set(xlabel=unit, ylabel="fraction of structures per bin")
+    axes[1].set_xscale("asinh", linear_width=1.0)
+    ticks = [-100, -10, -1, 0, 1, 10, 100, 1000]
+    axes[1].set_xticks(ticks, [str(t) for t in ticks])
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out / "results_histograms.png", dpi=120)
@@ -106,13 +135,17 @@ def main():
     fig.tight_layout()
     fig.savefig(args.out / "results_fad_vs_size.png", dpi=120)
 
-    steps = fad_vs_step(args.ref, ref, features, args.step_set, args.seed) if args.step_set else {}
+    steps = (fad_vs_step(args.ref, args.val, ref, features, args.step_set, args.seed)
+             if args.step_set else {})
     if steps:
         fig, ax = plt.subplots(figsize=(5, 3.6))
-        ax.plot(list(steps), list(steps.values()), "o-")
+        for label, text in (("sampler", "GemsDiff sampler state (reverse chain)"),
+                            ("noised val", "MP-20 val diffused forward to t")):
+            ax.plot(list(steps[label]), list(steps[label].values()), "o-", label=text)
         ax.set(yscale="log", xlabel="diffusion step t (sampling runs from 100 to 0)",
-               ylabel=f"FAD against MP-20 test ({args.step_set} samples)")
+               ylabel=f"FAD against MP-20 test ({args.step_set} structures)")
         ax.invert_xaxis()
+        ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(args.out / "results_fad_vs_step.png", dpi=120)
     (args.out / "results_figures.json").write_text(json.dumps(
