@@ -24,14 +24,13 @@ from .features.fingerprints import CACHE_KIND
 from .io import StructureSet, check_writable, read_structures, write_csv, write_json
 from .io.manifest import read_source_ids
 from .metrics.coverage import CUTOFFS, coverage
-from .metrics.distribution import emd
 from .metrics.matching import MatchResult, match_structures
 from .metrics.pairing import PAIR_BY
 from .metrics.uniqueness import novelty, uniqueness
 from .metrics.validity import ValidityResult, validity
 from .mlip import Chgnet, chgnet_energy_emd
 from .report import check_report_writable, write_report
-from .scoring import FeatureSource, evaluate, fad, feature_pair
+from .scoring import FeatureSource, energy_emd, evaluate, fad, feature_pair
 from .tables import evaluation_rows, feature_rows, validity_rows
 
 MAX_ERRORS_SHOWN = 20
@@ -321,7 +320,7 @@ def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, wei
         _only_for_model("chgnet", "relax_steps", "fmax")
         features = _features(weights, device, batch_size, no_cache, exact_graph)
         gen_stats, ref_stats = _run(feature_pair, gen, ref, features)
-        summary = {"energy_emd": emd(gen_stats.energies, ref_stats.energies),
+        summary = {"energy_emd": _run(energy_emd, gen_stats, ref_stats, features),
                    "n_gen": gen_stats.n, "n_ref": ref_stats.n,
                    "extractor": gen_stats.extractor.as_dict()}
         _table([("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),

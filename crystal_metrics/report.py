@@ -60,7 +60,10 @@ class Outlier:
 
 def robust_z(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """(values - median) / (1.4826 MAD) of `reference`: how far each value lies outside the
-    reference distribution, in units of its (robust) standard deviation; shape of `values`."""
+    reference distribution, in units of its (robust) standard deviation; shape of `values`.
+    Non-finite reference values (an energy without elemental reference) are left out."""
+    reference = np.asarray(reference, dtype=float)
+    reference = reference[np.isfinite(reference)]
     median = np.median(reference)
     scale = 1.4826 * np.median(np.abs(reference - median))
     if scale == 0:
@@ -111,9 +114,10 @@ def _png(figure) -> bytes:
 
 def _histogram(gen: np.ndarray, ref: np.ndarray, xlabel: str) -> bytes:
     """Step histograms (probability density) of GEN and REF on shared bins (10 to 60 of them,
-    about the square root of the smaller set's size)."""
+    about the square root of the smaller set's size); non-finite values are left out."""
     from matplotlib.figure import Figure
 
+    gen, ref = gen[np.isfinite(gen)], ref[np.isfinite(ref)]
     both = np.concatenate([gen, ref])
     low, high = np.percentile(both, RANGE_PERCENTILES)
     if high <= low:

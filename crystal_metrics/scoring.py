@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from .api import labelled_errors
 from .errors import CrystalMetricsError
 from .features import EmbeddingCache, FeatureStatistics
@@ -96,7 +98,24 @@ def feature_scores(gen: FeatureStatistics, ref: FeatureStatistics, kid_subsets: 
     kid, kid_std = kernel_distance(gen.features, ref.features, kid_subsets, kid_subset_size)
     return {"fad": frechet_distance(*gen.gaussian, *ref.gaussian), "n_gen": gen.n, "n_ref": ref.n,
             "extractor": gen.extractor.as_dict(), "kid": kid, "kid_std": kid_std,
-            "energy_emd": emd(gen.energies, ref.energies)}
+            "energy_emd": emd(_finite_energies("GEN", gen), _finite_energies("REF", ref))}
+
+
+class MissingEnergyWarning(UserWarning):
+    """Some structures have no formation energy (an element without elemental reference)."""
+
+
+def _finite_energies(label: str, stats: FeatureStatistics):
+    """The finite formation energies (eV/atom) of a set, warning about the others: ALIGNN-FF has
+    no elemental reference energy for Po, At, Rn, Fr and Ra."""
+    finite = np.isfinite(stats.energies)
+    if not finite.all():
+        warnings.warn(f"{label}: {int((~finite).sum())} of {stats.n} structures have no formation "
+                      "energy (an element without elemental reference energy); the energy EMD "
+                      "leaves them out", MissingEnergyWarning, stacklevel=3)
+    if not finite.any():
+        raise CrystalMetricsError(f"{label} has no structure with a formation energy")
+    return stats.energies[finite]
 
 
 def fad(gen, ref, features: FeatureSource | None = None) -> dict:
@@ -112,7 +131,7 @@ def fad(gen, ref, features: FeatureSource | None = None) -> dict:
 def energy_emd(gen, ref, features: FeatureSource | None = None) -> float:
     """EMD between the formation-energy-per-atom distributions of GEN and REF, eV/atom."""
     gen_stats, ref_stats = feature_pair(gen, ref, features)
-    return emd(gen_stats.energies, ref_stats.energies)
+    return emd(_finite_energies("GEN", gen_stats), _finite_energies("REF", ref_stats))
 
 
 @dataclass(frozen=True)

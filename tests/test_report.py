@@ -14,6 +14,7 @@ from crystal_metrics.metrics.validity import validity
 from crystal_metrics.report import (
     FIGURES,
     check_report_writable,
+    figures,
     report_paths,
     robust_z,
     worst_structures,
@@ -165,3 +166,15 @@ def test_cli_report_and_its_checks_before_any_work(tmp_path):
     result = run("evaluate", "no_such_gen", VAL_CSV, "--report", tmp_path / "a" / "b")
     assert result.exit_code == 2 and "does not exist" in result.output
     assert "Traceback" not in result.output
+
+
+def test_energies_without_reference_are_ranked_last_and_left_out_of_histograms(hand_made):
+    # ALIGNN-FF formation energies are NaN for elements without a JARVIS reference
+    gen = _statistics(hand_made.features.densities, [np.nan, 2 - 4 * 1.6, 2, 2 + 2 * 1.6])
+    ref = _statistics([5, 6, 7, 8, 100, 7], [2, 2, 2, 2, 6, np.nan])  # median 7, MAD 1 as before
+    evaluation = Evaluation({}, hand_made.structures, gen, hand_made.validity, ref)
+    _, rows = worst_structures(evaluation, k=4)["formation energy furthest from the reference"]
+    assert [(r.name, r.values[1]) for r in rows] == [
+        ("squeezed", "-4.0"), ("o2f", "+2.0"), ("nacl2", "+0.0"), ("nacl", "+nan")]
+    images = figures(evaluation)
+    assert _png_size(images["energy"]) == (550, 340)

@@ -142,3 +142,25 @@ def test_interrupted_embedding_keeps_finished_chunks(tmp_path, monkeypatch):
     calls.clear()
     stats = embedding.featurize(structures, source.extractor, cache)
     assert calls == [16, 8] and stats.n == 40  # only the 24 missing structures are embedded
+
+
+@pytest.mark.filterwarnings("ignore::crystal_metrics.scoring.SmallSampleWarning")
+def test_energies_without_reference_are_left_out_of_the_energy_emd_with_a_warning():
+    from crystal_metrics.scoring import MissingEnergyWarning, feature_scores
+
+    def stats(energies, seed):
+        n = len(energies)
+        features = np.random.default_rng(seed).normal(size=(n, 2))
+        return FeatureStatistics(features, np.array(energies, float), np.ones(n), np.ones(n),
+                                 ExtractorId("test", "0" * 64, 2))
+
+    gen = stats([0.0, 1.0, np.nan, 2.0], 0)  # e.g. a structure with Po: no elemental reference
+    ref = stats([0.5, 1.5, 2.5, 3.5, np.nan], 1)
+    with pytest.warns(MissingEnergyWarning, match="GEN: 1 of 4 structures have no formation") as caught:
+        scores = feature_scores(gen, ref, kid_subsets=2, kid_subset_size=3)
+    assert any("REF: 1 of 5" in str(w.message) for w in caught)
+    # W1 of {0, 1, 2} and {0.5, 1.5, 2.5, 3.5}: the integral of |F - G| is 1 by hand
+    assert scores["energy_emd"] == pytest.approx(1.0)
+    with pytest.raises(CrystalMetricsError, match="GEN has no structure with a formation energy"), \
+            pytest.warns(MissingEnergyWarning):
+        feature_scores(stats([np.nan, np.nan, np.nan], 2), ref, kid_subsets=2, kid_subset_size=2)
