@@ -9,7 +9,7 @@ images instead of Python loops over atoms:
   ``bond_tol=0.15``), where the image box is
   ``ceil((cutoff + 0.15) * |b_k| / 2π)`` cells around the fractional range of
   the sites (``|b_k|`` rounded to 6 decimals, as jarvis does), coordinates
-  first wrapped into [0, 1) (jarvis assumes it; unwrapped input, e.g. from
+  first wrapped into [0, 1) (the box assumes it: unwrapped input, e.g. from
   an MD trajectory, would lose neighbours);
 * if any site has fewer than ``max_neighbors`` candidates the cutoff becomes
   ``max(a, b, c)`` (or ``2 * cutoff`` when already larger) and the search is
