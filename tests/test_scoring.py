@@ -156,9 +156,10 @@ def test_energies_without_reference_are_left_out_of_the_energy_emd_with_a_warnin
 
     gen = stats([0.0, 1.0, np.nan, 2.0], 0)  # e.g. a structure with Po: no elemental reference
     ref = stats([0.5, 1.5, 2.5, 3.5, np.nan], 1)
-    with pytest.warns(MissingEnergyWarning, match="GEN: 1 of 4 structures have no formation") as caught:
+    with pytest.warns(MissingEnergyWarning) as caught:
         scores = feature_scores(gen, ref, kid_subsets=2, kid_subset_size=3)
-    assert any("REF: 1 of 5" in str(w.message) for w in caught)
+    assert [str(w.message)[:38] for w in caught] == ["GEN: 1 of 4 structures have no formati",
+                                                      "REF: 1 of 5 structures have no formati"]
     # W1 of {0, 1, 2} and {0.5, 1.5, 2.5, 3.5}: the integral of |F - G| is 1 by hand
     assert scores["energy_emd"] == pytest.approx(1.0)
     with pytest.raises(CrystalMetricsError, match="GEN has no structure with a formation energy"), \
