@@ -79,6 +79,11 @@ def test_same_seed_same_structures(checkpoint, tmp_path):
     (["--composition", "Li30O"], "more than --max-atoms"),
     (["--system", "Li-Qq"], "not an element"),
     (["--composition", "LiO", "--steps", "0"], "--steps must be between"),
+    (["--composition", "LiO", "--restarts", "-1"], "--restarts must be 0 or more"),
+    (["--composition", "LiO", "--restarts", "1", "--restart-step", "0"],
+     "--restart-step must be between 1 and 100"),
+    (["--composition", "LiO", "--restarts", "1", "--restart-step", "101"],
+     "--restart-step must be between 1 and 100"),
     (["--composition", "LiO", "--system", "Li-O"], "exactly one of"),
     ([], "exactly one of"),
 ])
@@ -129,3 +134,30 @@ def test_on_step_sees_every_state_down_to_the_returned_crystal(checkpoint):
     reduced, frac = to_canonical_basis(last_lattice, last_frac, torch.tensor([0, 0, 0, 0, 1]))
     torch.testing.assert_close(reduced.double(), lattices)
     torch.testing.assert_close(frac.double(), torch.cat(fracs))
+
+
+def test_restart_rounds_run_after_the_chain(checkpoint, tmp_path):
+    import torch
+
+    from gemsdiff_model.checkpoint import load_model
+    from gemsdiff_model.geometry import to_canonical_basis
+    from gemsdiff_model.sample import generate
+
+    model, schedule, _, _ = load_model(checkpoint / "best.pt")
+    numbers = [[3, 26, 8, 8], [14]]
+    seen = []
+    lattices, fracs = generate(model, schedule, numbers, steps=7, generator=torch.Generator().manual_seed(0),
+                               restarts=2, restart_step=3,
+                               on_step=lambda s, lattice, frac: seen.append((s, lattice, frac)))
+    assert [s for s, _, _ in seen] == [84, 67, 50, 34, 18, 1, 0] + [2, 1, 0] * 2
+    _, last_lattice, last_frac = seen[-1]
+    reduced, frac = to_canonical_basis(last_lattice, last_frac, torch.tensor([0, 0, 0, 0, 1]))
+    torch.testing.assert_close(reduced.double(), lattices)
+    torch.testing.assert_close(frac.double(), torch.cat(fracs))
+    plain = generate(model, schedule, numbers, steps=7, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(plain[0], lattices)  # the restarts moved the sample
+    r = CliRunner().invoke(main, ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "s"),
+                                  "--composition", "LiFeO2", "--steps", "5", "--restarts", "2",
+                                  "--restart-step", "4", "--no-progress", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert Structure.from_file(tmp_path / "s" / "LiFeO2_0.cif").composition == Composition("LiFeO2")
