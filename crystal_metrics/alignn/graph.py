@@ -45,7 +45,7 @@ from crystal_metrics.errors import StructureError
 BOND_TOL = 0.15  # Å, jarvis-tools get_all_neighbors default
 _MAX_PAIRS_PER_CHUNK = 2_000_000
 #: With shell_tol > 0, a cell whose image box exceeds this is searched in an LLL-reduced basis
-#: (the MP-20 sets need at most 1,000 images; a skewed basis of the same cell can need millions).
+#: (a few hundred suffice for typical cells; a skewed basis of the same cell can need millions).
 REDUCE_ABOVE_IMAGES = 4096
 
 
