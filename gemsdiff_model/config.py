@@ -1,60 +1,58 @@
-"""Hyper-parameters (paper Table 1 defaults), saved as JSON beside every checkpoint."""
+"""Hyper-parameters, saved as JSON beside every checkpoint (``config.json``, ``ckpt["config"]``).
+
+Each field carries its help text: ``gemsdiff-train`` builds one command-line option per field
+(``train.config_options``), so an option, its default and its help are written once, here.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
 
+def opt(default, help: str):
+    """A config field with its command-line help."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class ModelConfig:
-    """Denoiser f_theta. Defaults sized for a GPU; tests use much smaller values."""
+    """Denoiser (``denoiser.Denoiser``). Defaults sized for CPU training (0.6 M parameters)."""
 
-    hidden: int = 128          # atom / edge feature width
-    enc_layers: int = 3        # GNN_enc message-passing layers
-    dec_layers: int = 3        # GNN_dec message-passing layers
-    knn: int = 32              # neighbours per atom (Table 1)
-    n_rbf: int = 32            # Gaussian distance basis size
-    rbf_max: float = 10.0      # Å, last Gaussian centre
-    n_angle: int = 8           # angle partners per edge (nearest edges of the same atom)
-    max_z: int = 100           # largest atomic number embedded
-    lattice_decoder: str = "equivariant"   # "equivariant": rho' = exp(S) rho (eq. 7); "cube": eq. 11
-    # lattice head: "coords" (default): an MLP predicts the 6 shape + volume coordinates of the
-    # clean cell (x_0) in the basis of the input cell (E(3)-invariant; SL3(Z)-equivariant only
-    # through the canonical bases of the data, not as a function: see README); "lsq": each edge
-    # predicts its log stretch lambda_k and Y^2 is their least-squares fit (u_k^T Y^2 u_k ~
-    # exp(2 lambda_k)), fully equivariant; "edge" (first version): Y = exp(c_0 I + sum_k s_k u_k
-    # u_k^T) with s_k predicted directly
-    lattice_head: str = "coords"
+    hidden: int = opt(160, "atom / edge feature width")
+    enc_layers: int = opt(2, "encoder interaction blocks (eq. 9b)")
+    dec_layers: int = opt(2, "decoder interaction blocks (eq. 9c)")
+    n_freq: int = opt(32, "Fourier frequencies per fractional coordinate difference")
+    n_rbf: int = opt(16, "Gaussians of the shortest-image distance (0 = no distance feature)")
+    rbf_max: float = opt(8.0, "last centre of the distance Gaussians (Å)")
+    max_z: int = opt(100, "largest atomic number embedded")
 
 
 @dataclass
 class DiffusionConfig:
-    """Forward processes (Table 1): linear beta schedules, T steps."""
+    """Forward processes (``diffusion.NoiseSchedule``) and loss weights; noise level tau in [0, 1]."""
 
-    steps: int = 100
-    beta_x: tuple = (1e-6, 2e-3)      # torus (fractional coordinates)
-    beta_rho: tuple = (1e-5, 1e-1)    # lattice 9-vector
-    # noise-level preconditioning of the lattice head: its output is scaled by
-    # c_out(t) = sigma_t / sqrt(sigma_t^2 + sigma_d^2), sigma_t = sqrt(1 - abar^rho_t), and the
-    # lattice loss divided by it (Schedule.lattice_scale); False: the paper's plain x_0 head
-    lattice_preconditioning: bool = True
-    lattice_sigma_data: float = 0.1   # sigma_d (9-d lattice coordinates)
-    # positions: the displacement head's output is scaled by sigma^x_t = sqrt(1 - abar^x_t) and
-    # eq. 20 divided by (sigma^x_t)^2 (the 1 / (2 sigma_t^2) weight of eq. 19, i.e. a unit-scale
-    # noise target at every t); False: eq. 20 unweighted, dominated by t ~ T
-    position_preconditioning: bool = True
+    sigma_min: float = opt(0.005, "wrapped-normal std of the positions at tau = 0 (fractional)")
+    sigma_max: float = opt(0.5, "wrapped-normal std of the positions at tau = 1")
+    cosine_offset: float = opt(0.008, "offset s of the cosine schedule of the lattice")
+    lattice_weight: float = opt(1.0, "weight of the lattice term of the loss")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 512
-    batch_size: int = 128              # structures per batch (before the atom cap)
-    max_batch_atoms: int = 4096        # cap on atoms per batch
-    lr: float = 1e-3
-    ema: float = 0.995
-    max_atoms: int = 20                # larger structures are skipped (MP-20)
-    val_fraction: float = 0.1
-    seed: int = 0
-    grad_clip: float = 10.0
+    epochs: int = opt(1000, "epochs to train (a resumed run may raise it)")
+    batch_size: int = opt(64, "structures per batch (before the atom cap)")
+    max_batch_atoms: int = opt(2048, "cap on atoms per batch")
+    lr: float = opt(1e-3, "Adam learning rate (a resumed run may change it)")
+    warmup_steps: int = opt(200, "linear learning-rate warm-up, optimiser steps")
+    ema: float = opt(0.999, "decay of the exponential moving average of the weights")
+    max_atoms: int = opt(20, "larger structures are skipped (MP-20)")
+    val_fraction: float = opt(0.1, "held-out fraction for model selection")
+    seed: int = opt(0, "seed of the split, the shuffling and the noise")
+    grad_clip: float = opt(1.0, "gradient norm clip (0 = none)")
+    precision: str = opt("fp32", "fp32, or bf16 (autocast of the training forward pass)")
+
+
+#: settings a resumed run may change (everything else is fixed by the checkpoint)
+RESUMABLE = {("train", "epochs"), ("train", "lr"), ("train", "precision")}
 
 
 @dataclass
@@ -68,21 +66,14 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict) -> Config:
+        """Inverse of ``to_dict``; unknown keys raise ValueError (a config of another version)."""
         def build(kind, values):
             names = {f.name for f in fields(kind)}
             unknown = set(values) - names
             if unknown:
                 raise ValueError(f"unknown {kind.__name__} keys: {sorted(unknown)}")
-            values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
             return kind(**values)
-        # configs saved before these options existed keep their meaning
-        diffusion, model = dict(data.get("diffusion", {})), dict(data.get("model", {}))
-        if diffusion and "lattice_preconditioning" not in diffusion:
-            diffusion["lattice_preconditioning"] = False
-        if diffusion and "position_preconditioning" not in diffusion:
-            diffusion["position_preconditioning"] = False
-        if model and "lattice_head" not in model:
-            model["lattice_head"] = "edge"
-        return cls(model=build(ModelConfig, model),
-                   diffusion=build(DiffusionConfig, diffusion),
+
+        return cls(model=build(ModelConfig, data.get("model", {})),
+                   diffusion=build(DiffusionConfig, data.get("diffusion", {})),
                    train=build(TrainConfig, data.get("train", {})))

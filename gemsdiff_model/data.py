@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +43,7 @@ class CrystalBatch:
                             self.batch.to(device), self.n_atoms.to(device), self.names)
 
 
-def collate(records: list[Record], dtype=torch.float32) -> CrystalBatch:
+def collate(records: list[Record], dtype=torch.float64) -> CrystalBatch:
     n = torch.tensor([len(r.numbers) for r in records], dtype=torch.long)
     return CrystalBatch(
         lattice=torch.tensor(np.stack([r.lattice for r in records]), dtype=dtype),
@@ -52,18 +53,23 @@ def collate(records: list[Record], dtype=torch.float32) -> CrystalBatch:
         n_atoms=n, names=[r.name for r in records])
 
 
-def to_record(name: str, lattice, frac, numbers) -> Record:
-    """Normalise a crystal: float64, right-handed (det > 0) canonical basis
-    (``geometry.to_canonical_basis``: reduced, sorted), frac wrapped into [0,1)."""
+def to_records(names: list[str], crystals: list) -> list[Record]:
+    """Normalise crystals (lattice, frac, numbers): float64, right-handed (det > 0) canonical
+    basis (``geometry.to_canonical_basis``, all cells in one batch), frac wrapped into [0,1)."""
     from .geometry import to_canonical_basis
 
-    lattice = np.asarray(lattice, dtype=np.float64)
-    frac = np.asarray(frac, dtype=np.float64)
-    if np.linalg.det(lattice) < 0:          # same crystal: (-x) @ (-L) = x @ L
-        lattice, frac = -lattice, -frac
-    lat_t, frac_t = to_canonical_basis(torch.from_numpy(lattice)[None], torch.from_numpy(frac),
-                                       torch.zeros(len(frac), dtype=torch.long))
-    return Record(name, lat_t[0].numpy(), frac_t.numpy(), np.asarray(numbers, dtype=np.int64))
+    if not crystals:
+        return []
+    lattice = torch.tensor(np.stack([c[0] for c in crystals]), dtype=torch.float64)
+    frac = [torch.as_tensor(np.asarray(c[1], dtype=np.float64)) for c in crystals]
+    left = torch.linalg.det(lattice) < 0            # same crystal: (-x) @ (-L) = x @ L
+    lattice[left] = -lattice[left]
+    frac = [-f if flip else f for f, flip in zip(frac, left.tolist())]
+    n = torch.tensor([len(f) for f in frac])
+    lattice, frac_all = to_canonical_basis(lattice, torch.cat(frac),
+                                           torch.repeat_interleave(torch.arange(len(n)), n))
+    return [Record(name, lat.numpy(), f.numpy(), np.asarray(c[2], dtype=np.int64))
+            for name, lat, f, c in zip(names, lattice, torch.split(frac_all, n.tolist()), crystals)]
 
 
 def read_crystals(path):
@@ -85,19 +91,20 @@ def read_crystals(path):
 
 
 def load_records(path, max_atoms: int, max_z: int = 100):
-    """Read and filter a dataset. Returns (records, report) with skip counts and reasons."""
+    """Read and filter one dataset. Returns (records, report) with skip counts and reasons."""
     names, crystals, errors = read_crystals(path)
-    records, too_large, bad_z = [], 0, 0
-    for name, (lattice, frac, numbers) in zip(names, crystals):
-        if len(numbers) > max_atoms:
+    keep, too_large, bad_z = [], 0, 0
+    for name, crystal in zip(names, crystals):
+        if len(crystal[2]) > max_atoms:
             too_large += 1
-            continue
-        if int(np.max(numbers)) > max_z:
+        elif int(np.max(crystal[2])) > max_z:
             bad_z += 1
-            continue
-        records.append(to_record(name, lattice, frac, numbers))
-    report = {"read": len(names) + len(errors), "used": len(records), "skipped_unreadable": len(errors),
-              "skipped_too_many_atoms": too_large, "skipped_atomic_number": bad_z,
+        else:
+            keep.append((name, crystal))
+    records = to_records([k[0] for k in keep], [k[1] for k in keep])
+    report = {"read": len(names) + len(errors), "used": len(records),
+              "skipped_unreadable": len(errors), "skipped_too_many_atoms": too_large,
+              "skipped_atomic_number": bad_z,
               "unreadable_examples": [f"{n}: {r}" for n, r in errors[:5]]}
     return records, report
 
@@ -111,6 +118,32 @@ def split_records(records: list[Record], val_fraction: float, seed: int):
         raise GemsDiffError(f"--val-fraction {val_fraction} leaves no training structures "
                             f"out of {len(records)}")
     return [records[i] for i in idx[n_val:]], [records[i] for i in idx[:n_val]]
+
+
+def load_dataset(sources: list[str], val_source: str | None, val_fraction: float, seed: int,
+                 max_atoms: int, max_z: int):
+    """Training and held-out records from several sources, and a report per source.
+
+    The held-out slice (``val_fraction``, fixed by ``seed``) comes from ``val_source`` (one of
+    ``sources``) only, or from all sources pooled when it is None."""
+    if val_source is not None and val_source not in sources:
+        raise GemsDiffError(f"--val-source {val_source} is not one of the --data paths")
+    per_source, reports = {}, {}
+    for path in sources:
+        per_source[path], reports[path] = load_records(path, max_atoms, max_z)
+    if not any(per_source.values()):
+        total = {k: sum(r[k] for r in reports.values())
+                 for k in ("read", "skipped_unreadable", "skipped_too_many_atoms")}
+        raise GemsDiffError(f"no usable structures in {', '.join(sources)} (read "
+                            f"{total['read']}, unreadable {total['skipped_unreadable']}, larger "
+                            f"than --max-atoms {max_atoms}: {total['skipped_too_many_atoms']})")
+    if val_source is None:
+        train, val = split_records([r for p in sources for r in per_source[p]], val_fraction,
+                                   seed)
+    else:
+        kept, val = split_records(per_source[val_source], val_fraction, seed)
+        train = [r for p in sources for r in (kept if p == val_source else per_source[p])]
+    return train, val, reports
 
 
 def make_batches(sizes: list[int], batch_size: int, max_batch_atoms: int,
@@ -147,11 +180,14 @@ def parse_composition(text: str, max_atoms: int | None = None) -> list[int]:
         raise GemsDiffError(f"composition {text!r} has no atoms")
     numbers = []
     for el, amount in comp.items():
-        if abs(amount - round(amount)) > 1e-6 or round(amount) < 1:
-            raise GemsDiffError(f"composition {text!r}: amount of {el} is not a positive integer")
         if not isinstance(el, Element):
             raise GemsDiffError(f"cannot parse composition {text!r}: {el} is not an element")
+        if abs(amount - round(amount)) > 1e-6 or round(amount) < 1:
+            raise GemsDiffError(f"composition {text!r}: amount of {el} is not a positive integer")
         numbers += [int(el.Z)] * round(amount)
+    dropped = sorted(set(re.findall(r"[A-Z][a-z]?", text)) - {str(el) for el in comp})
+    if dropped:       # pymatgen drops elements written with amount 0 ('Li0O2' -> O2)
+        raise GemsDiffError(f"composition {text!r}: amount of {dropped[0]} is 0")
     if max_atoms is not None and len(numbers) > max_atoms:
         raise GemsDiffError(f"composition {text!r} has {len(numbers)} atoms, more than "
                             f"--max-atoms {max_atoms}")
@@ -201,15 +237,3 @@ def system_compositions(system: str, max_atoms: int) -> list[list[int]]:
 def pack_by_atoms(sizes: list[int], batch_atoms: int) -> list[list[int]]:
     """Consecutive index runs with <= batch_atoms atoms (a larger single structure goes alone)."""
     return make_batches(sizes, batch_size=math.inf, max_batch_atoms=batch_atoms, shuffle=False)
-
-
-def default_threads() -> int:
-    """CPU threads for torch: half the usable CPUs (>= 1). Intra-op threads that compete with
-    other processes on a loaded machine can make small graphs ~100x slower."""
-    import os
-
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        n = os.cpu_count() or 1
-    return max(1, n // 2)

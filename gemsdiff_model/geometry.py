@@ -1,20 +1,16 @@
-"""Crystal geometry in torch (no torch.nn): lattice vector space, lattice parameters, torus.
+"""Crystal geometry in torch (no torch.nn): the lattice chart, the canonical cell basis, the torus.
 
 Conventions
 -----------
 * ``lattice``: (..., 3, 3) tensor, **rows** are the lattice vectors a, b, c in Å (pymatgen
-  convention); Cartesian positions are ``frac @ lattice``.
-* ``rho``: the paper's cell matrix, **columns** are the lattice vectors: ``rho = lattice.mT``.
+  convention); Cartesian positions are ``frac @ lattice``. The paper's cell matrix rho (columns
+  are the vectors) is ``lattice.mT``.
 * Lattice vector space (paper eqs. 12-13): the 9-d orthonormal (Frobenius) basis ``BASIS`` of
-  gl3(R) = so3 (3 rotation) + traceless symmetric (5 shape, volume 1) + R*I (1 volume).
-
-Choice against the paper: the real matrix logarithm of a cell need not exist (negative
-eigenvalues) and is not unique, so ``lattice_to_vector`` uses the polar form
-``rho = exp(A) @ exp(S)`` with A antisymmetric (rotation, |angle| <= pi) and S symmetric
-(``exp(S) = sqrt(rho^T rho)``, the SPD stretch). This gives one real 9-vector for every cell with
-det > 0 (unique except for rotations of exactly pi, a null set); ``vector_to_lattice`` inverts
-it exactly. Because S depends only on the metric ``rho^T rho`` it is rotation invariant, so the
-5 shape + 1 volume coordinates describe the lattice independently of its orientation.
+  gl3(R) = so3 (3 rotation) + traceless symmetric (5 shape) + R*I (1 volume). A cell with
+  det > 0 is rho = exp(A) exp(S) (polar form, A antisymmetric, S symmetric): S = log(rho^T rho) / 2
+  depends on the metric only, so its 5 shape + 1 volume coordinates (``metric_coordinates``) fix
+  the lattice up to a rotation. The model diffuses these 6 coordinates and never the 3 rotation
+  coordinates: the orientation of a crystal carries no information.
 """
 from __future__ import annotations
 
@@ -41,64 +37,8 @@ def _basis() -> torch.Tensor:
 
 #: (9, 3, 3) float64 orthonormal basis pi of gl3(R): [so3 x3 | shape x5 | volume x1].
 BASIS = _basis()
+#: slices of the 9 coordinates; the 6 metric coordinates are BASIS[3:] (shape x5, volume x1)
 ROTATION, SHAPE, VOLUME = slice(0, 3), slice(3, 8), slice(8, 9)
-
-
-def _basis_like(t: torch.Tensor) -> torch.Tensor:
-    return BASIS.to(device=t.device, dtype=t.dtype)
-
-
-def vector_to_algebra(v: torch.Tensor) -> torch.Tensor:
-    """(..., 9) coordinates -> (..., 3, 3) matrix ``pi v`` in gl3(R)."""
-    return torch.einsum("...k,kij->...ij", v, _basis_like(v))
-
-
-def algebra_to_vector(m: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) matrix -> (..., 9) coordinates (orthogonal projection, exact inverse of pi)."""
-    return torch.einsum("...ij,kij->...k", m, _basis_like(m))
-
-
-def _skew(w: torch.Tensor) -> torch.Tensor:
-    z = torch.zeros_like(w[..., 0])
-    return torch.stack([torch.stack([z, -w[..., 2], w[..., 1]], -1),
-                        torch.stack([w[..., 2], z, -w[..., 0]], -1),
-                        torch.stack([-w[..., 1], w[..., 0], z], -1)], -2)
-
-
-def so3_exp(w: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: rotation vector (..., 3) (radians) -> rotation matrix (..., 3, 3)."""
-    theta = w.norm(dim=-1, keepdim=True)[..., None]
-    k = _skew(w)
-    small = theta < 1e-6
-    t = torch.where(small, torch.ones_like(theta), theta)
-    a = torch.where(small, 1 - theta ** 2 / 6, torch.sin(t) / t)
-    b = torch.where(small, 0.5 - theta ** 2 / 24, (1 - torch.cos(t)) / t ** 2)
-    eye = torch.eye(3, dtype=w.dtype, device=w.device).expand(k.shape)
-    return eye + a * k + b * (k @ k)
-
-
-def so3_log(r: torch.Tensor) -> torch.Tensor:
-    """Rotation matrix (..., 3, 3) -> rotation vector (..., 3) with angle in [0, pi].
-
-    Robust near 0 (series) and near pi (axis from the symmetric part, sign from the skew part).
-    """
-    vee = torch.stack([r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0],
-                       r[..., 1, 0] - r[..., 0, 1]], -1)  # = 2 sin(theta) n
-    cos = ((r.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1.0, 1.0)
-    sin = vee.norm(dim=-1) / 2
-    theta = torch.atan2(sin, cos)  # well conditioned everywhere, unlike acos near +-1
-    # regular branch: theta / (2 sin theta) * vee
-    factor = torch.where(theta < 1e-6, 0.5 + theta ** 2 / 12, theta / (2 * sin.clamp_min(1e-30)))
-    w_regular = factor[..., None] * vee
-    # near pi: (R + R^T)/2 - cos I = (1 - cos) n n^T ; take its largest column
-    eye = torch.eye(3, dtype=r.dtype, device=r.device)
-    bmat = (r + r.mT) / 2 - cos[..., None, None] * eye
-    col = bmat.diagonal(dim1=-2, dim2=-1).argmax(-1)
-    n = torch.gather(bmat, -1, col[..., None, None].expand(*bmat.shape[:-1], 1))[..., 0]
-    n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-    sign = torch.where((n * vee).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(r.dtype)
-    w_pi = sign * n * theta[..., None]
-    return torch.where((theta > 2.5)[..., None], w_pi, w_regular)
 
 
 def sym_exp(s: torch.Tensor) -> torch.Tensor:
@@ -113,49 +53,19 @@ def spd_log(p: torch.Tensor) -> torch.Tensor:
     return (vec * torch.log(lam)[..., None, :]) @ vec.mT
 
 
-def lattice_to_vector(lattice: torch.Tensor) -> torch.Tensor:
-    """Lattice (..., 3, 3) rows in Å, det > 0 -> (..., 9) coordinates (polar form, see module doc).
-
-    Computed in float64 and returned in the input dtype. Raises ValueError for det <= 0.
-    """
-    dtype = lattice.dtype
-    rho = lattice.to(torch.float64).mT
-    if (torch.linalg.det(rho) <= 0).any():
-        raise ValueError("lattice_to_vector needs lattices with positive determinant")
-    gram = rho.mT @ rho
-    s = spd_log(gram) / 2                    # exp(S) = sqrt(rho^T rho)
-    rot = rho @ sym_exp(-s)                  # R = rho exp(-S), in SO3
-    u, _, vh = torch.linalg.svd(rot)         # re-orthonormalise against round-off
-    rot = u @ vh
-    w = so3_log(rot)
-    a = _skew(w)
-    return (algebra_to_vector(a) + algebra_to_vector(s)).to(dtype)
+def metric_coordinates(lattice: torch.Tensor) -> torch.Tensor:
+    """Lattice (..., 3, 3) rows in Å -> (..., 6) coordinates of S = log(L L^T) / 2 in BASIS[3:]:
+    5 shape coordinates, then log(volume / Å^3) / sqrt(3). Rotation invariant, float64."""
+    lat = lattice.to(torch.float64)
+    s = spd_log(lat @ lat.mT) / 2
+    return torch.einsum("...ij,kij->...k", s, BASIS[3:].to(s.device))
 
 
-def vector_to_lattice(v: torch.Tensor) -> torch.Tensor:
-    """(..., 9) coordinates -> lattice (..., 3, 3) rows in Å: ``(exp(A) exp(S))^T``."""
-    dtype = v.dtype
-    v64 = v.to(torch.float64)
-    a = vector_to_algebra(torch.cat([v64[..., ROTATION], torch.zeros_like(v64[..., 3:])], -1))
-    s = vector_to_algebra(torch.cat([torch.zeros_like(v64[..., ROTATION]), v64[..., 3:]], -1))
-    w = torch.stack([a[..., 2, 1], a[..., 0, 2], a[..., 1, 0]], -1)
-    rho = so3_exp(w) @ sym_exp(s)
-    return rho.mT.to(dtype)
-
-
-def lattice_parameters(lattice: torch.Tensor) -> torch.Tensor:
-    """Lattice (..., 3, 3) rows in Å -> (..., 6): a, b, c in Å and alpha, beta, gamma in radians.
-
-    Differentiable, rotation invariant (depends on the metric only).
-    """
-    lengths = lattice.norm(dim=-1)
-    unit = lattice / lengths[..., None].clamp_min(1e-12)
-
-    def angle(i, j):
-        cos = (unit[..., i, :] * unit[..., j, :]).sum(-1)
-        return torch.acos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
-
-    return torch.cat([lengths, torch.stack([angle(1, 2), angle(0, 2), angle(0, 1)], -1)], -1)
+def lattice_from_metric(coords: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``metric_coordinates`` up to rotation: (..., 6) -> lattice rows exp(S) (Å),
+    float64 (the symmetric representative: L L^T = exp(2 S))."""
+    c = coords.to(torch.float64)
+    return sym_exp(torch.einsum("...k,kij->...ij", c, BASIS[3:].to(c.device)))
 
 
 # ----------------------------------------------------------------------------------- torus
@@ -172,24 +82,6 @@ def min_image(d: torch.Tensor) -> torch.Tensor:
     paper minimises, not the Cartesian one).
     """
     return d - torch.round(d)
-
-
-def wrapped_normal_sample(mean: torch.Tensor, std, generator=None) -> torch.Tensor:
-    """Sample [N(mean, std^2 I)]_T on the torus; std broadcastable to mean."""
-    noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-    return wrap(mean + std * noise)
-
-
-def wrapped_normal_logpdf(x: torch.Tensor, mean: torch.Tensor, std: float,
-                          n_images: int | None = None):
-    """Per-coordinate log density of the wrapped normal on [0, 1) (sum over images |k| <= n,
-    by default enough images for 8 standard deviations)."""
-    if n_images is None:
-        n_images = math.ceil(8 * float(std)) + 2
-    k = torch.arange(-n_images, n_images + 1, dtype=x.dtype, device=x.device)
-    d = (x - mean)[..., None] + k
-    logp = -0.5 * (d / std) ** 2 - math.log(std * math.sqrt(2 * math.pi))
-    return torch.logsumexp(logp, dim=-1)
 
 
 def lll_reduce(lattice: torch.Tensor, sweeps: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,13 +179,6 @@ def canonical_basis_change(lattice: torch.Tensor) -> torch.Tensor:
     # a failure to find a basis (not expected within the coefficient bound) keeps the reduced one
     ok = (torch.linalg.det(u).round().abs() == 1)[:, None, None]
     return torch.where(ok, u, u0).round()
-
-
-def canonical_parameters(lattice: torch.Tensor) -> torch.Tensor:
-    """Lattice parameters (B, 6) of the canonical basis: invariant under rotation and (up to
-    ties) under any change of basis; differentiable in ``lattice`` (the basis change is fixed)."""
-    u = canonical_basis_change(lattice).to(lattice.dtype)
-    return lattice_parameters(u @ lattice)
 
 
 @torch.no_grad()

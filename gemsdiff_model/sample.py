@@ -1,124 +1,34 @@
-"""gemsdiff-sample: generate crystals of given compositions (Algorithm 2)."""
+"""gemsdiff-sample: compositions in, CIF files out (one per sample), with a manifest.
+
+The output folder holds the CIFs, ``manifest.csv`` (``name, composition, source_id, seed``: one
+row per CIF, rewritten atomically after every batch, so it always lists exactly what is on
+disk) and ``sampling.json`` (the settings, the planned number of samples, and ``complete``).
+An interrupted run is continued with ``--resume`` (same settings; every batch has its own seed,
+so the result is the one an uninterrupted run gives); ``--overwrite`` first removes the files
+that the folder's manifest lists (the sampler's own earlier outputs) and nothing else.
+"""
 from __future__ import annotations
 
 import csv
-import io
-import itertools
+import json
 import sys
+import time
 from pathlib import Path
 
 import click
 import torch
 
-from .data import (
-    default_threads,
-    formula,
-    pack_by_atoms,
-    parse_composition,
-    read_crystals,
-    system_compositions,
-)
-from .diffusion import (
-    Schedule,
-    corrupt,
-    posterior_lattice,
-    posterior_positions,
-    predicted_lattice,
-)
+from crystal_metrics.io import atomic_write_text, write_csv, write_json
+
+from .data import formula, pack_by_atoms, parse_composition, read_crystals, system_compositions
 from .errors import GemsDiffError
-from .geometry import lattice_to_vector, to_canonical_basis, vector_to_lattice
+from .runtime import default_threads, pick_device
+from .sampler import check_sampler, generate
 
-#: shipped model: trained on MP-20 *val* (the train split was not available), see docs/results.md
-DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "mp20_val.pt"
-
-
-def timesteps(total: int, steps: int | None) -> list[int]:
-    """Decreasing steps T = t_S > ... > t_1 >= 1 (respaced when steps < T), then 0."""
-    steps = total if steps is None else steps
-    if not 1 <= steps <= total:
-        raise GemsDiffError(f"--steps must be between 1 and {total} (the trained T), got {steps}")
-    ts = torch.linspace(total, 1, steps).round().long().tolist()
-    return sorted(set(ts), reverse=True) + [0]
-
-
-def check_restarts(schedule: Schedule, restarts: int, restart_step: int) -> None:
-    """Clear errors for restart settings outside 0 <= restarts, 1 <= restart_step <= T."""
-    if restarts < 0:
-        raise GemsDiffError(f"--restarts must be 0 or more, got {restarts}")
-    if not 1 <= restart_step <= schedule.steps:
-        raise GemsDiffError(f"--restart-step must be between 1 and {schedule.steps} (the trained "
-                            f"T), got {restart_step}")
-
-
-@torch.no_grad()
-def generate(model, schedule: Schedule, numbers: list[list[int]], steps: int | None = None,
-             generator: torch.Generator | None = None, device="cpu", on_step=None,
-             restarts: int = 0, restart_step: int = 10):
-    """Sample one structure per atomic-number list, as one batch.
-
-    ``restarts`` rounds of restart sampling (Xu et al., NeurIPS 2023) follow the chain: the
-    sample is diffused forward to ``restart_step`` with the training corruption and denoised
-    back to 0, every step (docs/results.md: fewer crowded atoms; 0 is the paper's sampler).
-    ``on_step(s, lattice (B,3,3), frac (N,3))``, if given, sees the state after each step to s,
-    restart rounds included (with the ``coords`` head, in the chain's unreduced basis).
-    Returns (lattices (B,3,3) float64 Å rows, list of (n_i,3) fractional coordinates).
-    The cell is re-expressed in its canonical basis after every step, except with the ``coords``
-    lattice head (basis dependent), whose chain stays in the basis of the DDPM state as in
-    training and is reduced at the end of each chain.
-    """
-    check_restarts(schedule, restarts, restart_step)
-    device = torch.device(device)
-    dtype = next(model.parameters()).dtype
-    n_atoms = torch.tensor([len(z) for z in numbers], device=device)
-    z = torch.tensor([a for zs in numbers for a in zs], device=device)
-    batch = torch.repeat_interleave(torch.arange(len(numbers), device=device), n_atoms)
-    x = torch.rand((len(z), 3), generator=generator, device=device, dtype=dtype)   # U(0,1)
-    v = torch.randn((len(numbers), 9), generator=generator, device=device, dtype=torch.float64)
-    chain = (model, schedule, z, batch, n_atoms, generator, on_step)
-    lattice, x = _denoise(*chain, v, x, timesteps(schedule.steps, steps))
-    for _ in range(restarts):
-        t = torch.full((len(numbers),), restart_step, device=device)
-        lattice, x = corrupt(schedule, lattice, x, batch, t, generator)  # as in training
-        lattice, x = _denoise(*chain, lattice_to_vector(lattice), x.to(dtype),
-                              list(range(restart_step, -1, -1)))
-    x64 = x.to(torch.float64).cpu()
-    return lattice.cpu(), list(torch.split(x64, n_atoms.cpu().tolist()))
-
-
-def _denoise(model, schedule, z, batch, n_atoms, generator, on_step, v, x, ts):
-    """Reverse chain over the decreasing steps ``ts`` (ending at 0) from lattice vectors v (B,9)
-    and fractional coordinates x (N,3); returns the canonical (lattice (B,3,3), x)."""
-    lattice = vector_to_lattice(v)                                                   # exp(pi v)
-    coords_head = model.config.lattice_head == "coords"
-    for t, s in itertools.pairwise(ts):
-        tt = torch.full((len(n_atoms),), t, device=x.device, dtype=torch.long)
-        out = model(lattice.to(x.dtype), x, z, tt, batch, n_atoms,
-                    lattice_scale=schedule.lattice_scale(tt), position_scale=schedule.position_scale(tt))
-        x = posterior_positions(schedule, x, out["frac"], t, s, generator)
-        v0_hat = lattice_to_vector(predicted_lattice(out, lattice).to(torch.float64))
-        v = posterior_lattice(schedule, v, v0_hat, t, s, generator)
-        if coords_head:
-            # the coords head reads the coordinates of v_t itself (trained on unreduced noisy
-            # bases), so the state stays in the basis of the DDPM chain; reduced at the end
-            lattice = vector_to_lattice(v)
-        else:
-            # same crystal in its canonical (reduced) basis: the denoiser is SL3(Z)-equivariant,
-            # and this keeps the 9-vector in the domain seen in training (canonical data bases)
-            lattice, x = to_canonical_basis(vector_to_lattice(v), x, batch)
-            v = lattice_to_vector(lattice)
-        if on_step is not None:
-            on_step(s, lattice, x)
-    if coords_head:
-        lattice, x = to_canonical_basis(lattice, x, batch)
-    return lattice, x
-
-
-def _cif_text(lattice, frac, numbers) -> str:
-    from pymatgen.core import Structure
-    from pymatgen.io.cif import CifWriter
-
-    structure = Structure(lattice.numpy(), [int(a) for a in numbers], frac.numpy())
-    return str(CifWriter(structure))
+#: shipped model, trained on MP-20 train_partial + val (see docs/results.md)
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "mp20.pt"
+MANIFEST, SETTINGS = "manifest.csv", "sampling.json"
+FIELDS = ["name", "composition", "source_id", "seed"]
 
 
 def _jobs(composition, n, system, max_atoms, from_csv):
@@ -138,65 +48,112 @@ def _jobs(composition, n, system, max_atoms, from_csv):
     else:
         names, crystals, _ = read_crystals(from_csv)
         for name, (_, _, numbers) in zip(names, crystals):
-            if len(numbers) > max_atoms:
-                continue
-            zs = sorted(int(a) for a in numbers)
-            jobs += [(f"{name}_{k}", zs, name) for k in range(n)]
+            if len(numbers) <= max_atoms:
+                zs = sorted(int(a) for a in numbers)
+                jobs += [(f"{name}_{k}", zs, name) for k in range(n)]
         if not jobs:
             raise GemsDiffError(f"no usable compositions in {from_csv}")
     return jobs
 
 
+def _cif_text(lattice, frac, numbers) -> str:
+    from pymatgen.core import Structure
+    from pymatgen.io.cif import CifWriter
+
+    structure = Structure(lattice.numpy(), [int(a) for a in numbers], frac.numpy())
+    return str(CifWriter(structure))
+
+
+def _read_manifest(out: Path) -> list[dict]:
+    path = out / MANIFEST
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _prepare_folder(out: Path, settings: dict, overwrite: bool, resume: bool) -> list[dict]:
+    """Check or clear ``out`` before any work; returns the manifest rows already done."""
+    if out.exists() and not out.is_dir():
+        raise GemsDiffError(f"--out {out} exists and is not a folder")
+    if overwrite and resume:
+        raise GemsDiffError("--overwrite and --resume exclude each other")
+    if not out.is_dir() or not any(out.iterdir()):
+        if resume:
+            raise GemsDiffError(f"--resume: {out} holds no earlier sampling run")
+        out.mkdir(parents=True, exist_ok=True)
+        return []
+    rows = _read_manifest(out)
+    if resume:
+        try:
+            saved = json.loads((out / SETTINGS).read_text())
+        except (OSError, ValueError):
+            raise GemsDiffError(f"--resume: {out / SETTINGS} is missing or damaged") from None
+        changed = sorted(k for k in settings if saved.get(k) != settings[k])
+        if changed:
+            raise GemsDiffError(f"--resume: settings differ from the run in {out}: "
+                                f"{', '.join(changed)}")
+        return rows
+    if not overwrite:
+        raise GemsDiffError(f"--out {out} is not empty; pass --overwrite (removes the samples "
+                            f"its manifest lists), --resume, or choose another folder")
+    for row in rows:      # the sampler's own earlier outputs, nothing else
+        (out / f"{row['name']}.cif").unlink(missing_ok=True)
+    for name in (MANIFEST, SETTINGS):
+        (out / name).unlink(missing_ok=True)
+    return []
+
+
 def run_sampling(checkpoint, out, composition=(), n=1, system=None, max_atoms=20,
-                 from_csv=None, steps=None, seed=0, batch_atoms=2000, device="cpu",
-                 overwrite=False, progress=True, threads=None, restarts=0,
-                 restart_step=10) -> list[dict]:
-    """Sample and write CIFs + manifest.csv into ``out``; returns the manifest rows."""
+                 from_csv=None, steps=200, step_lr=1e-5, seed=0, batch_atoms=2000,
+                 device="cpu", overwrite=False, resume=False, progress=True, threads=None,
+                 restarts=0, restart_tau=0.1) -> list[dict]:
+    """Sample and write CIFs, manifest.csv and sampling.json into ``out``; returns the
+    manifest rows."""
     from tqdm.auto import tqdm
 
-    from crystal_metrics.io import atomic_write_text
-
     from .checkpoint import load_model
-    from .train import pick_device
 
     torch.set_num_threads(threads or default_threads())
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise GemsDiffError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise GemsDiffError(f"--out {out} is not empty; pass --overwrite or choose another folder")
     if batch_atoms < 1:
         raise GemsDiffError(f"--batch-atoms must be positive, got {batch_atoms}")
+    check_sampler(steps, restarts, restart_tau)
     jobs = _jobs(composition, n, system, max_atoms, from_csv)
-    dev = pick_device(device, None)
-    model, schedule, _, config = load_model(checkpoint, dev)
+    dev = pick_device(device)
+    model, schedule, standardizer, config = load_model(checkpoint, dev)
     too_heavy = [j for j in jobs if max(j[1]) > config.model.max_z]
     if too_heavy:
         raise GemsDiffError(f"{too_heavy[0][0]} has an element with Z > {config.model.max_z}, "
                             f"which the model does not know")
-    timesteps(schedule.steps, steps)   # validate before any work
-    check_restarts(schedule, restarts, restart_step)
-    out.mkdir(parents=True, exist_ok=True)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(seed)
-    rows = []
+    settings = {"checkpoint": str(checkpoint), "steps": steps, "step_lr": step_lr, "seed": seed,
+                "batch_atoms": batch_atoms, "restarts": restarts, "restart_tau": restart_tau,
+                "jobs": [j[0] for j in jobs]}
+    rows = _prepare_folder(out, settings, overwrite, resume)
+    done = {row["name"] for row in rows}
+    write_json(out / SETTINGS, {**settings, "planned": len(jobs), "complete": False},
+               overwrite=True)
     groups = pack_by_atoms([len(j[1]) for j in jobs], batch_atoms)
-    with tqdm(total=len(jobs), desc="sampling", unit="structure", disable=not progress) as bar:
-        for group in groups:
-            lattices, fracs = generate(model, schedule, [jobs[i][1] for i in group], steps, gen, dev,
-                                       restarts=restarts, restart_step=restart_step)
+    started = time.time()
+    with tqdm(total=len(jobs), initial=len(done), desc="sampling", unit="structure",
+              disable=not progress) as bar:
+        for index, group in enumerate(groups):
+            if all(jobs[i][0] in done for i in group):
+                continue
+            gen = torch.Generator(device=dev)
+            gen.manual_seed(seed * 1_000_003 + index)        # one seed per batch: resumable
+            lattices, fracs = generate(model, schedule, standardizer,
+                                       [jobs[i][1] for i in group], steps, step_lr, gen, dev,
+                                       restarts=restarts, restart_tau=restart_tau)
             for i, lattice, frac in zip(group, lattices, fracs):
                 stem, zs, source = jobs[i]
-                atomic_write_text(out / f"{stem}.cif", _cif_text(lattice, frac, zs), overwrite)
+                atomic_write_text(out / f"{stem}.cif", _cif_text(lattice, frac, zs), True)
                 rows.append({"name": stem, "composition": formula(zs), "source_id": source,
-                             "seed": seed})
+                             "seed": str(seed)})
+            write_csv(out / MANIFEST, rows, overwrite=True)
             bar.update(len(group))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["name", "composition", "source_id", "seed"],
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "manifest.csv", buffer.getvalue(), overwrite)
+    write_json(out / SETTINGS, {**settings, "planned": len(jobs), "complete": True,
+                                "seconds": round(time.time() - started, 1)}, overwrite=True)
     return rows
 
 
@@ -209,34 +166,38 @@ def run_sampling(checkpoint, out, composition=(), n=1, system=None, max_atoms=20
               "(repeatable).")
 @click.option("-n", "n", default=1, show_default=True, help="Structures per composition / row.")
 @click.option("--system", help="Chemical system, e.g. Li-Fe-O: every composition with all its "
-              "elements and at most --max-atoms atoms.")
+              "elements and at most --max-atoms atoms (Li-Fe-O, 20 atoms: 1,140).")
 @click.option("--max-atoms", default=20, show_default=True)
 @click.option("--from-csv", type=click.Path(), help="CDVAE csv(.gz) or CIFs: one structure per "
               "row's composition, named after its material_id.")
-@click.option("--steps", type=int, help="Denoising steps (default: the trained T).")
+@click.option("--steps", default=200, show_default=True, help="Predictor steps of the chain.")
+@click.option("--step-lr", default=1e-5, show_default=True,
+              help="Langevin corrector step size (0: no corrector).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--restarts", default=0, show_default=True,
-              help="Rounds of restart sampling after the chain (0: the paper's sampler).")
-@click.option("--restart-step", default=10, show_default=True,
-              help="Step that each restart round diffuses the sample back to.")
-@click.option("--batch-atoms", default=2000, show_default=True, help="Atoms per batch.")
+              help="Rounds of restart sampling after the chain.")
+@click.option("--restart-tau", default=0.1, show_default=True,
+              help="Noise level each restart round diffuses the sample back to.")
+@click.option("--batch-atoms", default=4000, show_default=True, help="Atoms per batch.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
-@click.option("--overwrite", is_flag=True, help="Write into a non-empty --out.")
+@click.option("--overwrite", is_flag=True, help="Replace the samples of an earlier run in --out.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--threads", type=int, help="CPU threads for torch [half the usable CPUs].")
 @click.option("--no-progress", is_flag=True)
-def main(checkpoint, out, composition, n, system, max_atoms, from_csv, steps, seed, restarts,
-         restart_step, batch_atoms, device, overwrite, threads, no_progress):
-    """Generate crystals with a trained GemsDiff model (Algorithm 2)."""
+def main(checkpoint, out, composition, n, system, max_atoms, from_csv, steps, step_lr, seed,
+         restarts, restart_tau, batch_atoms, device, overwrite, resume, threads, no_progress):
+    """Generate crystals for given compositions with a trained GemsDiff model."""
     from crystal_metrics.errors import CrystalMetricsError
 
     try:
         rows = run_sampling(checkpoint, out, composition, n, system, max_atoms, from_csv, steps,
-                            seed, batch_atoms, device, overwrite, progress=not no_progress,
-                            threads=threads, restarts=restarts, restart_step=restart_step)
+                            step_lr, seed, batch_atoms, device, overwrite, resume,
+                            progress=not no_progress, threads=threads, restarts=restarts,
+                            restart_tau=restart_tau)
     except (GemsDiffError, CrystalMetricsError) as exc:
         click.echo(f"gemsdiff-sample: error: {exc}", err=True)
         sys.exit(1)
-    click.echo(f"wrote {len(rows)} structures and manifest.csv to {out}", err=True)
+    click.echo(f"wrote {len(rows)} structures, manifest.csv and sampling.json to {out}", err=True)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,7 @@ def _tiny_config(**train):
 
     t = {"epochs": 2, "batch_size": 3, "val_fraction": 0.0, "seed": 0}
     t.update(train)
-    return Config(model=ModelConfig(hidden=16, enc_layers=1, dec_layers=1, knn=8, n_rbf=8,
-                                    n_angle=3),
+    return Config(model=ModelConfig(hidden=16, enc_layers=1, dec_layers=1, n_freq=4, n_rbf=4),
                   train=TrainConfig(**t))
 
 

@@ -1,96 +1,111 @@
 import math
 
+import pytest
 import torch
 
-from gemsdiff_model import geometry as g
-from gemsdiff_model.diffusion import LatticeScaler, Schedule, corrupt, lattice_loss, position_loss
+from gemsdiff_model.config import DiffusionConfig
+from gemsdiff_model.data import collate, load_records
+from gemsdiff_model.diffusion import (
+    ALPHA_BAR_MIN,
+    NoiseSchedule,
+    corrupt,
+    remove_translation,
+    wrapped_normal_score,
+)
+from gemsdiff_model.lattice import LatticeStandardizer
+
+F64 = torch.float64
 
 
-def test_schedules_match_table_1():
-    s = Schedule()
-    assert s.steps == 100
-    assert math.isclose(s.beta_x[1], 1e-6) and math.isclose(s.beta_x[100], 2e-3)
-    assert math.isclose(s.beta_rho[1], 1e-5) and math.isclose(s.beta_rho[100], 1e-1)
-    assert s.abar_rho[100] < 0.01     # lattice prior ~ N(0, I)
+def wrapped_logpdf(d, sigma, images=10):
+    k = torch.arange(-images, images + 1, dtype=F64)
+    x = d[..., None] + k
+    return torch.logsumexp(-x ** 2 / (2 * sigma ** 2), -1) - math.log(sigma * math.sqrt(2 * math.pi))
 
 
-def test_torus_marginal_variance_matches_closed_form():
-    s = Schedule()
-    n = 40000
-    frac0 = torch.full((n, 3), 0.3, dtype=torch.float64)
-    lat = torch.eye(3, dtype=torch.float64)[None].repeat(1, 1, 1) * 4
-    batch = torch.zeros(n, dtype=torch.long)
+@pytest.mark.parametrize("sigma", [0.005, 0.05, 0.3, 0.5])
+def test_wrapped_normal_score_is_the_gradient_of_the_log_density(sigma):
+    d = torch.linspace(-0.49, 0.49, 41, dtype=F64).requires_grad_(True)
+    wrapped_logpdf(d, sigma).sum().backward()
+    torch.testing.assert_close(wrapped_normal_score(d.detach(), sigma), d.grad, rtol=1e-9,
+                               atol=1e-9)
+    # periodic: a whole-cell shift does not change it
+    torch.testing.assert_close(wrapped_normal_score(d.detach() + 3, sigma),
+                               wrapped_normal_score(d.detach(), sigma))
+
+
+def test_score_scale_is_one_for_small_sigma_and_matches_monte_carlo():
+    s = NoiseSchedule()
+    assert float(s.score_scale(torch.tensor([0.005], dtype=F64))) == pytest.approx(1.0, abs=1e-9)
     gen = torch.Generator().manual_seed(0)
-    for t in (1, 30, 100):
-        _, xt = corrupt(s, lat, frac0, batch, torch.tensor([t]), gen)
-        d = g.min_image(xt - frac0)
-        var = float(1 - s.abar_x[t])          # closed form of q(x_t | x_0) (eq. 16)
-        # variance of the shortest displacement under the wrapped normal [N(0, var)]_T
-        grid = torch.linspace(-0.5, 0.5, 20001, dtype=torch.float64)
-        dens = g.wrapped_normal_logpdf(grid, torch.tensor(0.0, dtype=torch.float64), var ** 0.5).exp()
-        expected = float(torch.trapezoid(grid ** 2 * dens, grid))
-        if t < 100:
-            assert abs(expected / var - 1) < 1e-3   # wrapping negligible at small t
-        assert abs(float(d.var()) / expected - 1) < 0.03
+    for sigma in (0.2, 0.35, 0.5):
+        d = sigma * torch.randn(400_000, generator=gen, dtype=F64)
+        mc = (sigma * wrapped_normal_score(d, sigma)).pow(2).mean().sqrt()
+        table = s.score_scale(torch.tensor([sigma], dtype=F64))
+        assert float(table) == pytest.approx(float(mc), rel=0.01)
 
 
-def test_wrapped_normal_tends_to_uniform():
+def test_schedules_end_points():
+    s = NoiseSchedule(DiffusionConfig(sigma_min=0.005, sigma_max=0.5))
+    tau = torch.tensor([0.0, 0.5, 1.0], dtype=F64)
+    torch.testing.assert_close(s.sigma(tau), torch.tensor([0.005, 0.05, 0.5], dtype=F64))
+    ab = s.alpha_bar(tau)
+    assert float(ab[0]) == 1.0 and float(ab[2]) == ALPHA_BAR_MIN
+    assert 0.45 < float(ab[1]) < 0.55                     # cosine: about half-way at tau = 1/2
+    # the prior of the positions is what the forward process reaches: the first Fourier
+    # coefficient of the wrapped normal at sigma_max is exp(-2 pi^2 sigma^2) < 0.01
+    assert math.exp(-2 * math.pi ** 2 * 0.5 ** 2) < 0.01
+
+
+def test_remove_translation_by_hand():
+    x = torch.tensor([[1.0, 0, 0], [3.0, 0, 0], [5.0, 1, 1]], dtype=F64)
+    batch, n = torch.tensor([0, 0, 1]), torch.tensor([2, 1])
+    torch.testing.assert_close(remove_translation(x, batch, n),
+                               torch.tensor([[-1.0, 0, 0], [1.0, 0, 0], [0, 0, 0]], dtype=F64))
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    from pathlib import Path
+    records, _ = load_records(Path(__file__).parent / "data", 20)
+    return collate(records)
+
+
+def test_corrupt_targets(batch):
+    s = NoiseSchedule()
+    std = LatticeStandardizer.fit(batch.lattice, batch.n_atoms)
+    coords0 = std.encode(batch.lattice, batch.n_atoms)
+    b = len(batch.n_atoms)
+    # tau = 0: sigma 0.005, the normalised target is the translation-free noise itself
     gen = torch.Generator().manual_seed(1)
-    x = g.wrapped_normal_sample(torch.full((200000,), 0.1, dtype=torch.float64), 3.0, gen)
-    hist = torch.histc(x, bins=10, min=0, max=1) / len(x)
-    assert (hist - 0.1).abs().max() < 0.005
-    # density integrates to 1 and is ~flat for a large std
-    grid = torch.linspace(0, 1, 2001, dtype=torch.float64)[:-1]
-    dens = g.wrapped_normal_logpdf(grid, torch.tensor(0.1, dtype=torch.float64), 3.0).exp()
-    assert abs(float(dens.mean()) - 1) < 1e-6 and float((dens - 1).abs().max()) < 1e-6
+    tau = torch.zeros(b, dtype=F64)
+    frac_t, coords_t, target, eps_l = corrupt(s, batch.frac, coords0, tau, batch.batch,
+                                              batch.n_atoms, gen)
+    noise = (frac_t - batch.frac + 0.5) % 1 - 0.5
+    torch.testing.assert_close(target, remove_translation(noise / 0.005, batch.batch,
+                                                          batch.n_atoms), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(coords_t, coords0)          # abar(0) = 1: clean lattice
+    assert ((frac_t >= 0) & (frac_t < 1)).all()
+    # tau = 1: the lattice coordinates are (almost) pure noise
+    tau = torch.ones(b, dtype=F64)
+    _, coords_t, target, eps_l = corrupt(s, batch.frac, coords0, tau, batch.batch,
+                                         batch.n_atoms, gen)
+    torch.testing.assert_close(coords_t, ALPHA_BAR_MIN ** 0.5 * coords0
+                               + (1 - ALPHA_BAR_MIN) ** 0.5 * eps_l)
+    mean = torch.zeros(b, 3, dtype=F64).index_add(0, batch.batch, target)
+    assert mean.abs().max() < 1e-12                           # translation removed
 
 
-def test_lattice_marginal_closed_form():
-    s = Schedule()
-    lat0 = torch.diag(torch.tensor([3.0, 4.0, 5.0], dtype=torch.float64))[None].repeat(20000, 1, 1)
-    gen = torch.Generator().manual_seed(2)
-    t = torch.full((20000,), 40)
-    lt, _ = corrupt(s, lat0, torch.zeros(20000, 3, dtype=torch.float64), torch.arange(20000), t, gen)
-    v0, vt = g.lattice_to_vector(lat0[:1]), g.lattice_to_vector(lt)
-    ab = float(s.abar_rho[40])
-    assert torch.allclose(vt.mean(0), math.sqrt(ab) * v0[0], atol=0.03)
-    assert torch.allclose(vt[:, 3:].var(0), torch.full((6,), 1 - ab, dtype=torch.float64), rtol=0.05)
-
-
-def test_position_loss_minimal_at_truth_and_image_invariant():
-    gen = torch.Generator().manual_seed(3)
-    x0 = torch.rand(50, 3, generator=gen, dtype=torch.float64)
-    xt = g.wrap(x0 + 0.2 * torch.randn(50, 3, generator=gen, dtype=torch.float64))
-    truth = g.min_image(x0 - xt)
-    assert position_loss(truth, x0, xt) == 0
-    assert position_loss(truth + 0.01, x0, xt) > 0
-    k = torch.randint(-3, 4, (50, 3), generator=gen).to(torch.float64)
-    other = torch.randn(50, 3, generator=gen, dtype=torch.float64) * 0.1
-    assert torch.allclose(position_loss(other, x0 + k, xt), position_loss(other, x0, xt))
-    assert torch.allclose(position_loss(other, x0, xt - k), position_loss(other, x0, xt))
-
-
-def test_lattice_loss_minimal_at_truth_rotation_and_basis_invariant():
-    gen = torch.Generator().manual_seed(4)
-    lat0 = torch.randn(8, 3, 3, generator=gen, dtype=torch.float64) + 4 * torch.eye(3, dtype=torch.float64)
-    scaler = LatticeScaler.fit(lat0)
-    assert lattice_loss(lat0, lat0, scaler) < 1e-3
-    rot = g.so3_exp(torch.tensor([0.4, 0.1, -2.0], dtype=torch.float64))
-    assert lattice_loss(lat0 @ rot.T, lat0, scaler) < 1e-3
-    u = torch.tensor([[1.0, 1, 0], [0, 1, 0], [0, 1, 1]], dtype=torch.float64)
-    assert lattice_loss(u @ lat0, lat0, scaler) < 1e-3
-    assert lattice_loss(lat0 * 1.1, lat0, scaler) > 0.1
-
-
-def test_lattice_preconditioning_scale_and_legacy_configs():
-    from gemsdiff_model.config import Config, DiffusionConfig
-
-    s = Schedule()
-    c = s.lattice_scale(torch.tensor([1, 10, 100]))
-    assert c[0] < 0.05 and 0.85 < c[1] < 0.95 and c[2] > 0.99     # c_out -> 0 as t -> 0
-    assert Schedule(DiffusionConfig(lattice_preconditioning=False)).lattice_scale(torch.tensor([5])) is None
-    # a config saved before the options existed keeps the old behaviour; a new one round-trips
-    old = Config.from_dict({"model": {"hidden": 16}, "diffusion": {"steps": 100}, "train": {}})
-    assert old.model.lattice_head == "edge" and old.diffusion.lattice_preconditioning is False
-    new = Config.from_dict(Config().to_dict())
-    assert new.model.lattice_head == "coords" and new.diffusion.lattice_preconditioning is True
+def test_lattice_standardizer_round_trip_and_per_atom_volume(batch):
+    std = LatticeStandardizer.fit(batch.lattice, batch.n_atoms)
+    coords = std.encode(batch.lattice, batch.n_atoms)
+    torch.testing.assert_close(coords.mean(0), torch.zeros(6, dtype=F64), atol=1e-12, rtol=0)
+    back = std.decode(coords, batch.n_atoms)
+    torch.testing.assert_close(back @ back.mT, batch.lattice @ batch.lattice.mT)
+    # a 2x supercell along a has the same per-atom coordinates except the shape
+    double = batch.lattice.clone()
+    double[:, 0] *= 2
+    c2 = std.encode(double, batch.n_atoms * 2)
+    torch.testing.assert_close(c2[:, 5], coords[:, 5])
+    saved = LatticeStandardizer.from_state_dict(std.state_dict())
+    torch.testing.assert_close(saved.encode(batch.lattice, batch.n_atoms), coords)

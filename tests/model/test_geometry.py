@@ -23,53 +23,42 @@ def test_basis_orthonormal_and_decomposition():
     assert torch.allclose(vol[0], torch.eye(3, dtype=torch.float64) / math.sqrt(3))
 
 
-def test_exp_log_round_trip():
-    lat = random_lattices(2000)
-    v = g.lattice_to_vector(lat)
-    assert v.shape == (2000, 9)
-    assert torch.allclose(g.vector_to_lattice(v), lat, atol=1e-10)
-    v2 = torch.randn(500, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    norm = v2[:, :3].norm(dim=-1, keepdim=True)
-    v2[:, :3] *= (0.95 * math.pi / norm).clamp(max=1.0)   # rotation angles below pi (unique chart)
-    assert torch.allclose(g.lattice_to_vector(g.vector_to_lattice(v2)), v2, atol=1e-9)
+def test_metric_coordinates_round_trip_and_invariance():
+    lat = random_lattices(500)
+    c = g.metric_coordinates(lat)
+    assert c.shape == (500, 6)
+    back = g.lattice_from_metric(c)
+    assert torch.allclose(back @ back.mT, lat @ lat.mT, atol=1e-9)      # same metric
+    assert torch.allclose(back, back.mT)                                   # symmetric representative
+    # volume coordinate: tr S / sqrt(3) = log det / sqrt(3)
+    assert torch.allclose(c[:, 5] * math.sqrt(3), torch.log(torch.linalg.det(lat)), atol=1e-10)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64,
+                                       generator=torch.Generator().manual_seed(2)))
+    assert torch.allclose(g.metric_coordinates(lat @ q.T), c, atol=1e-10)  # rotation invariant
 
 
-def test_round_trip_near_pi_and_identity():
-    gen = torch.Generator().manual_seed(1)
-    axis = torch.nn.functional.normalize(torch.randn(50, 3, generator=gen, dtype=torch.float64), dim=-1)
-    for angle in (math.pi - 1e-9, math.pi - 1e-4, 1e-9, 0.0):
-        rot = g.so3_exp(axis * angle)
-        lat = (rot @ g.sym_exp(torch.diag_embed(torch.rand(50, 3, generator=gen, dtype=torch.float64)))).mT
-        assert torch.allclose(g.vector_to_lattice(g.lattice_to_vector(lat)), lat, atol=1e-9)
+def test_metric_coordinates_of_a_cube_and_a_stretch():
+    cube = torch.eye(3, dtype=torch.float64)[None] * 2.0
+    c = g.metric_coordinates(cube)[0]
+    # S = log(2) I: no shape, volume coordinate log(8) / sqrt(3)
+    assert torch.allclose(c[:5], torch.zeros(5, dtype=torch.float64), atol=1e-12)
+    assert c[5].item() == pytest.approx(math.log(8) / math.sqrt(3))
+    stretched = torch.diag(torch.tensor([math.e, 1 / math.e, 1.0], dtype=torch.float64))[None]
+    c = g.metric_coordinates(stretched)[0]
+    # S = diag(1, -1, 0) = sqrt(2) * BASIS[6]: coordinate 3 (index 6 - 3) is sqrt(2), rest 0
+    expected = torch.zeros(6, dtype=torch.float64)
+    expected[3] = math.sqrt(2)
+    assert torch.allclose(c, expected, atol=1e-12)
 
 
-def test_volume_coordinate_and_rotation_invariance():
-    lat = random_lattices(20, seed=3)
-    v = g.lattice_to_vector(lat)
-    logdet = torch.log(torch.linalg.det(lat))
-    assert torch.allclose(v[:, 8] * math.sqrt(3), logdet, atol=1e-10)   # tr S = log det
-    rot = g.so3_exp(torch.tensor([0.3, -1.2, 0.5], dtype=torch.float64))
-    v_rot = g.lattice_to_vector(lat @ rot.T)
-    assert torch.allclose(v_rot[:, 3:], v[:, 3:], atol=1e-10)          # shape + volume invariant
-
-
-def test_negative_determinant_rejected():
-    with pytest.raises(ValueError):
-        g.lattice_to_vector(-torch.eye(3, dtype=torch.float64)[None])
-
-
-def test_lattice_parameters_cubic_and_hexagonal():
-    p = g.lattice_parameters(torch.eye(3, dtype=torch.float64)[None] * 2)
-    assert torch.allclose(p, torch.tensor([[2, 2, 2, math.pi / 2, math.pi / 2, math.pi / 2]], dtype=torch.float64))
-    hexa = torch.tensor([[[1.0, 0, 0], [-0.5, math.sqrt(3) / 2, 0], [0, 0, 2]]], dtype=torch.float64)
-    assert g.lattice_parameters(hexa)[0, 5].item() == pytest.approx(2 * math.pi / 3)
-
-
-def test_canonical_parameters_basis_independent():
-    lat = random_lattices(10, seed=4)
-    u = torch.tensor([[1.0, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=torch.float64) @ \
+def test_canonical_basis_is_a_function_of_the_lattice():
+    lat = random_lattices(200, seed=4)
+    m = torch.tensor([[1.0, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=torch.float64) @ \
         torch.tensor([[1.0, 0, 0], [2, 1, 0], [1, -3, 1]], dtype=torch.float64)
-    assert torch.allclose(g.canonical_parameters(u @ lat), g.canonical_parameters(lat), atol=1e-9)
+    a = g.canonical_basis_change(lat) @ lat
+    b = g.canonical_basis_change(m @ lat) @ (m @ lat)
+    assert torch.allclose(a, b, atol=1e-9)
+    assert torch.allclose(torch.linalg.det(a), torch.linalg.det(lat), atol=1e-9)   # det +1
 
 
 def test_torus_wrap_and_min_image():
