@@ -14,12 +14,14 @@ from click.core import ParameterSource
 
 from .api import (
     distribution_summary,
+    labelled_errors,
     match_summary,
     novelty_summary,
     uniqueness_summary,
     validity_summary,
 )
-from .errors import CrystalMetricsError, OutputExistsError
+from .errors import CrystalMetricsError, OutputExistsError, TooFewStructuresError
+from .features.embedding import MAX_ATOMS
 from .features.fingerprints import CACHE_KIND
 from .io import StructureSet, check_writable, read_structures, write_csv, write_json
 from .io.manifest import read_source_ids
@@ -256,17 +258,21 @@ _no_cache = click.option("--no-cache", is_flag=True, help="Do not read or write 
 _exact = click.option("--alignn-exact-graph", "exact_graph", is_flag=True,
                       help="alignn's graph bit for bit (ties in neighbour shells broken by rounding "
                            "noise: not rotation/supercell invariant; FADs not comparable).")
+_max_atoms = click.option("--max-atoms", type=click.IntRange(min=1), default=MAX_ATOMS,
+                          show_default=True,
+                          help="Leave out (and list) structures with more atoms: ALIGNN needs "
+                               "about 1 GB of memory per 1,000 atoms, CHGNet 2.3 GB.")
 
 
 def _extractor_options(command):
-    for option in (_exact, _no_cache, _batch, _device, _weights):
+    for option in (_max_atoms, _exact, _no_cache, _batch, _device, _weights):
         command = option(command)
     return command
 
 
-def _features(weights, device, batch_size, no_cache, exact_graph) -> FeatureSource:
+def _features(weights, device, batch_size, no_cache, exact_graph, max_atoms) -> FeatureSource:
     return FeatureSource(weights, device=device, cache=not no_cache, batch_size=batch_size,
-                         exact_graph=exact_graph)
+                         exact_graph=exact_graph, max_atoms=max_atoms)
 
 
 @main.command("fad")
@@ -274,14 +280,17 @@ def _features(weights, device, batch_size, no_cache, exact_graph) -> FeatureSour
 @_output
 @_overwrite
 @_extractor_options
-def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_cache, exact_graph):
+def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_cache, exact_graph,
+                max_atoms):
     """Fréchet ALIGNN Distance (and KID) between GEN and REF.
 
     GEN and REF are structure sets or statistics files made by `crystal-metrics stats`.
     """
     _check_outputs(overwrite, json_path)
-    summary = _run(fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph))
+    summary = _run(fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph,
+                                            max_atoms))
     _table(feature_rows(summary))
+    _print_errors(summary["not_embedded"], "not embedded")
     if json_path:
         write_json(json_path, summary, overwrite)
 
@@ -300,14 +309,15 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
                                       "this (eV/Å).")
 @_extractor_options
 def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, weights, device,
-                   batch_size, no_cache, exact_graph):
+                   batch_size, no_cache, exact_graph, max_atoms):
     """EMD of predicted energy per atom (eV/atom) between GEN and REF: formation energy from
     the ALIGNN extractor, or CHGNet's total energy (--model chgnet), optionally after a short
     relaxation that reports how far the atoms moved (RMSD, Å)."""
     _check_outputs(overwrite, json_path)
     if model == "chgnet":
         _only_for_model("alignn", "weights", "no_cache", "exact_graph")
-        summary = _run(chgnet_energy_emd, gen, ref, Chgnet(device, batch_size, relax_steps, fmax))
+        summary = _run(chgnet_energy_emd, gen, ref,
+                       Chgnet(device, batch_size, relax_steps, fmax, max_atoms=max_atoms))
         rows = [("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
                 ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
                 ("model", f"chgnet {summary['energy_model']['version']} (total energy per atom)")]
@@ -318,14 +328,17 @@ def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, wei
         _print_errors(summary["errors"], "left out")
     else:
         _only_for_model("chgnet", "relax_steps", "fmax")
-        features = _features(weights, device, batch_size, no_cache, exact_graph)
+        features = _features(weights, device, batch_size, no_cache, exact_graph, max_atoms)
         gen_stats, ref_stats = _run(feature_pair, gen, ref, features)
+        left_out = labelled_errors(gen_stats.left_out, ref_stats.left_out)
         summary = {"energy_emd": _run(energy_emd, gen_stats, ref_stats, features),
                    "n_gen": gen_stats.n, "n_ref": ref_stats.n,
-                   "extractor": gen_stats.extractor.as_dict()}
+                   "extractor": gen_stats.extractor.as_dict(),
+                   "n_not_embedded": len(left_out), "not_embedded": left_out}
         _table([("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
                 ("generated / reference", f"{gen_stats.n} / {ref_stats.n}"),
                 ("extractor", str(gen_stats.extractor))])
+        _print_errors(left_out, "not embedded")
     if json_path:
         write_json(json_path, summary, overwrite)
 
@@ -345,11 +358,13 @@ def _only_for_model(model: str, *names: str) -> None:
               type=click.Path(dir_okay=False, path_type=Path), help="Statistics file to write (.npz).")
 @_overwrite
 @_extractor_options
-def stats_command(path, output, overwrite, weights, device, batch_size, no_cache, exact_graph):
+def stats_command(path, output, overwrite, weights, device, batch_size, no_cache, exact_graph,
+                  max_atoms):
     """Embed PATH once and save what FAD, KID and the EMDs need, to compare against later."""
     _check_outputs(overwrite, output)
-    stats = _run(_features(weights, device, batch_size, no_cache, exact_graph), path)
+    stats = _run(_features(weights, device, batch_size, no_cache, exact_graph, max_atoms), path)
     _print_errors([e.as_dict() for e in stats.errors])
+    _print_errors([e.as_dict() for e in stats.left_out], "not embedded")
     stats.save(output, overwrite)
     click.echo(f"{stats.n} structures, {stats.extractor} -> {output}")
 
@@ -364,21 +379,22 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
 @_overwrite
 @_extractor_options
 def evaluate_command(gen, ref, json_path, per_structure, report_dir, overwrite, weights, device,
-                     batch_size, no_cache, exact_graph):
+                     batch_size, no_cache, exact_graph, max_atoms):
     """Every metric of GEN against REF in one pass: validity, density, element-count and energy
     EMD, FAD and KID; optionally an HTML report with histograms and the worst structures."""
     _check_outputs(overwrite, json_path, per_structure, report=report_dir)
     evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
-                                                    exact_graph))
+                                                    exact_graph, max_atoms))
     summary = evaluation.summary
     click.echo(f"evaluation of {gen} against {ref}")
     _table(evaluation_rows(summary, evaluation.validity))
     _print_errors(summary["read_errors"])
+    _print_errors(summary["not_embedded"], "not embedded")
     if json_path:
         write_json(json_path, summary, overwrite)
     if per_structure:
         write_csv(per_structure, _per_structure_rows(evaluation.structures, evaluation.validity,
-                                                     evaluation.features.energies), overwrite)
+                                                     evaluation.energies), overwrite)
     if report_dir:
         page = write_report(report_dir, evaluation, (str(gen), str(ref)), overwrite)
         click.echo(f"report -> {page}")
@@ -411,9 +427,14 @@ def weights_command(fetch):
 
 
 def _run(function, *args, **kwargs):
-    """Call `function`, turning a CrystalMetricsError into a one-line error (exit 1)."""
+    """Call `function`, turning a CrystalMetricsError into a one-line error (exit 1), after the
+    records of the structures that could not be used, if it names them."""
     try:
         return function(*args, **kwargs)
+    except TooFewStructuresError as exc:
+        for what, records in exc.records.items():
+            _print_errors(records, what)
+        raise click.ClickException(str(exc)) from None
     except CrystalMetricsError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from .api import labelled_errors
 from .crystal import Crystal
-from .errors import CrystalMetricsError, MissingExtraError
+from .errors import CrystalMetricsError, MissingExtraError, TooFewStructuresError
+from .features.embedding import MAX_ATOMS, split_by_size
 from .io import ReadError, read_structures
 from .metrics.distribution import emd
 from .scoring import is_statistics_file
@@ -68,12 +69,15 @@ class Chgnet:
         relax_steps: at most this many FIRE steps (positions and cell) before the energy; 0: none.
         fmax: a relaxation stops early once every force is below this, eV/Å.
         progress: show progress bars (default: on a terminal).
+        max_atoms: structures with more atoms are left out and listed (CHGNet needs about
+            2.3 GB of memory per 1,000 atoms); None: no limit.
     """
 
     def __init__(self, device: str | None = None, batch_size: int = 32, relax_steps: int = 0,
-                 fmax: float = 0.1, progress: bool | None = None):
+                 fmax: float = 0.1, progress: bool | None = None,
+                 max_atoms: int | None = MAX_ATOMS):
         self.device, self.batch_size, self.progress = device, batch_size, progress
-        self.relax_steps, self.fmax = relax_steps, fmax
+        self.relax_steps, self.fmax, self.max_atoms = relax_steps, fmax, max_atoms
 
     @cached_property
     def model(self):
@@ -138,7 +142,10 @@ class Chgnet:
                                       "needs the structures")
         structures = read_structures(source, progress=self.progress)
         if not len(structures):
-            raise CrystalMetricsError(f"no readable structures in {source}")
+            raise TooFewStructuresError(f"no readable structures in {source}",
+                                        {"unreadable": [e.as_dict() for e in structures.errors]})
+        structures, too_large = split_by_size(
+            structures, self.max_atoms, "CHGNet needs about 2.3 GB of memory per 1,000 atoms")
         crystals, failures = list(structures.crystals), {}
         rmsd = np.full(len(crystals), np.nan)
         if self.relax_steps:
@@ -151,8 +158,8 @@ class Chgnet:
         energies, energy_failures = self.energies(crystals)
         failures = {**energy_failures, **failures}
         keep = [i for i in range(len(crystals)) if i not in failures]
-        errors = list(structures.errors) + [ReadError(structures.names[i], reason)
-                                            for i, reason in sorted(failures.items())]
+        errors = list(structures.errors) + too_large + [
+            ReadError(structures.names[i], reason) for i, reason in sorted(failures.items())]
         return EnergySet([structures.names[i] for i in keep], energies[keep],
                          rmsd[keep] if self.relax_steps else None, errors)
 
@@ -165,8 +172,11 @@ def chgnet_energy_emd(gen, ref, model: Chgnet | None = None) -> dict:
     gen_set, ref_set = model(gen), model(ref)
     for label, energies in (("GEN", gen_set), ("REF", ref_set)):
         if not len(energies.energies):
-            raise CrystalMetricsError(f"CHGNet failed on every structure of {label} "
-                                      f"({energies.errors[-1].reason})")
+            raise TooFewStructuresError(
+                f"CHGNet gave no energy for any structure of {label} (last reason: "
+                f"{energies.errors[-1].reason})",
+                {"left out": labelled_errors(energies.errors, []) if label == "GEN" else
+                 labelled_errors([], energies.errors)})
     errors = labelled_errors(gen_set.errors, ref_set.errors)
     summary = {"energy_emd": emd(gen_set.energies, ref_set.energies),
                "n_gen": len(gen_set.energies), "n_ref": len(ref_set.energies),

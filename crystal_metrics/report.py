@@ -78,7 +78,7 @@ def worst_structures(evaluation: Evaluation, k: int = WORST) -> dict[str, tuple[
     order; density and formation energy furthest from REF's median in robust z-score.
     """
     names, crystals = evaluation.structures.names, evaluation.structures.crystals
-    result, gen, ref = evaluation.validity, evaluation.features, evaluation.reference
+    result, ref = evaluation.validity, evaluation.reference
 
     def table(order, **columns):
         return tuple(columns), [Outlier(names[i], crystals[i].formula,
@@ -92,8 +92,9 @@ def worst_structures(evaluation: Evaluation, k: int = WORST) -> dict[str, tuple[
             **{"min distance (Å)": lambda i: f"{result.min_distance[i]:.3f}",
                "structurally valid": lambda i: "yes" if result.structural[i] else "no"}),
         f"compositionally invalid (SMACT): {len(invalid)} of {result.n}": table(invalid)}
-    for title, unit, values, reference in (("density", "g/cm³", gen.densities, ref.densities),
-                                           ("formation energy", "eV/atom", gen.energies,
+    for title, unit, values, reference in (("density", "g/cm³", evaluation.densities,
+                                            ref.densities),
+                                           ("formation energy", "eV/atom", evaluation.energies,
                                             ref.energies)):
         z = robust_z(values, reference)
         tables[f"{title} furthest from the reference"] = table(

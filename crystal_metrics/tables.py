@@ -19,11 +19,13 @@ def validity_rows(summary: dict, result: ValidityResult) -> list[tuple[str, str]
 
 
 def feature_rows(summary: dict) -> list[tuple[str, str]]:
-    """FAD, KID, set sizes and the extractor's identity."""
+    """FAD, KID, set sizes (and structures too large to embed, if any) and the extractor."""
     extractor = summary["extractor"]
+    left_out = summary.get("n_not_embedded", 0)
     return [("FAD", f"{summary['fad']:.4f}"),
             ("KID", f"{summary['kid']:.5f} ± {summary['kid_std']:.5f}"),
             ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
+            *([("not embedded (--max-atoms)", str(left_out))] if left_out else []),
             ("extractor", f"{extractor['name']} (sha256 {extractor['sha256']}, {extractor['dim']}-d)")]
 
 

@@ -61,7 +61,9 @@ class FeatureStatistics:
         densities: (n,) mass density, g/cm³.
         n_elements: (n,) number of distinct elements.
         extractor: what made `features`.
-        errors: `ReadError`s of the structures left out (not saved in the file).
+        errors: `ReadError`s of the structures that could not be read (not saved in the file).
+        left_out: records of structures read but not embedded (more atoms than `max_atoms`; not
+            saved in the file).
     """
 
     features: np.ndarray
@@ -70,6 +72,7 @@ class FeatureStatistics:
     n_elements: np.ndarray
     extractor: ExtractorId
     errors: tuple = ()
+    left_out: tuple = ()
 
     def __post_init__(self):
         n, d = len(self.features), self.extractor.dim
