@@ -1,7 +1,7 @@
 """Peak memory and time of the size-dependent steps on large cells, against the all-pairs method.
 
     python bench/bench_memory.py [--sizes 10 13 17 22] [--old-up-to 600] [--embed-up-to 13]
-                                 [--skip-evaluate]
+                                 [--fingerprint-up-to 10] [--skip-evaluate]
 
 Cells: k³ silicon atoms on a simple cubic grid 2.3 Å apart, each moved by Gaussian noise of
 0.05 grid steps (k = 10, 13, 17, 22: 1,000 to 10,648 atoms). Every measurement runs in a fresh
@@ -13,7 +13,8 @@ process, one thread; "peak" is its peak RSS, "added" the rise of the peak RSS du
    given beyond.
 2. ALIGNN graph (`knn_edges`, the default whole-shell graph).
 3. ALIGNN-FF embedding of one cell (up to k = --embed-up-to): the memory behind --max-atoms.
-4. `crystal-metrics evaluate` of the 40 example CIFs with and without one 10,648-atom cell added.
+4. CrystalNN structure fingerprint (coverage) of one cell, up to k = --fingerprint-up-to.
+5. `crystal-metrics evaluate` of the 40 example CIFs with and without one 10,648-atom cell added.
 Needs nothing outside the repository except the ALIGNN-FF weights (fetched once).
 """
 from __future__ import annotations
@@ -84,6 +85,11 @@ def measure_one(kind: str, k: int) -> dict:
         extractor = load_extractor(device="cpu")
         structure = crystal.to_pymatgen()
         step = lambda: extractor.embed([structure])
+    elif kind == "fingerprint":
+        from crystal_metrics.features.fingerprints import featurizers, structure_fingerprint
+
+        featurizers()
+        step = lambda: structure_fingerprint(crystal)
     elif kind == "graph":
         from crystal_metrics.alignn.graph import knn_edges
 
@@ -98,7 +104,7 @@ def measure_one(kind: str, k: int) -> dict:
     value = step()
     seconds = time.perf_counter() - start
     added = peak_mb() - before
-    if kind != "embed" and seconds < 1:  # short steps: best of three
+    if kind not in ("embed", "fingerprint") and seconds < 1:  # short steps: best of three
         for _ in range(2):
             start = time.perf_counter()
             step()
@@ -147,6 +153,8 @@ def main() -> None:
     parser.add_argument("--old-up-to", type=int, default=600,
                         help="run the all-pairs method up to this many atoms")
     parser.add_argument("--embed-up-to", type=int, default=13, help="largest k embedded")
+    parser.add_argument("--fingerprint-up-to", type=int, default=10,
+                        help="largest k fingerprinted (CrystalNN, [coverage] extra)")
     parser.add_argument("--skip-evaluate", action="store_true")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -186,6 +194,11 @@ def main() -> None:
         row = in_fresh_process("embed", k)
         print(f"  {row['atoms']:6d} atoms  {row['s']:7.2f} s {row['added_mb']:8.1f} MB added "
               f"({row['added_mb'] / row['atoms']:.2f} MB/atom)")
+
+    print("CrystalNN structure fingerprint of one cell (coverage)")
+    for k in [k for k in (5, 8, 10, 13) if k <= args.fingerprint_up_to]:
+        row = in_fresh_process("fingerprint", k)
+        print(f"  {row['atoms']:6d} atoms  {row['s']:7.2f} s {row['added_mb']:8.1f} MB added")
 
     if not args.skip_evaluate:
         print("crystal-metrics evaluate examples/mp20_test (+ one 10,648-atom cell) vs the example CSV")
