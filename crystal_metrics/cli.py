@@ -20,10 +20,17 @@ from .api import (
     uniqueness_summary,
     validity_summary,
 )
-from .errors import CrystalMetricsError, OutputExistsError, TooFewStructuresError
+from .errors import CrystalMetricsError, TooFewStructuresError
 from .features.embedding import MAX_ATOMS
 from .features.fingerprints import CACHE_KIND
-from .io import StructureSet, check_writable, read_structures, write_csv, write_json
+from .io import (
+    StructureSet,
+    check_distinct,
+    check_writable,
+    read_structures,
+    write_csv,
+    write_json,
+)
 from .io.manifest import read_source_ids
 from .metrics.coverage import CUTOFFS, coverage
 from .metrics.matching import MatchResult, match_structures
@@ -31,7 +38,7 @@ from .metrics.pairing import PAIR_BY
 from .metrics.uniqueness import novelty, uniqueness
 from .metrics.validity import ValidityResult, validity
 from .mlip import Chgnet, chgnet_energy_emd
-from .report import check_report_writable, write_report
+from .report import check_report_writable, report_paths, write_report
 from .scoring import FeatureSource, energy_emd, evaluate, fad, feature_pair
 from .tables import evaluation_rows, feature_rows, validity_rows
 
@@ -83,17 +90,15 @@ def _show_warning(message, category, *args, **kwargs):
 @_workers
 def validity_command(path, json_path, per_structure, strict, overwrite, workers):
     """Structural, compositional and overall validity of the structures at PATH."""
-    _check_outputs(overwrite, json_path, per_structure)
+    _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, path)
     structures = _read(path, strict, workers)
     result = validity(structures.crystals)
     summary = validity_summary(structures, result)
     click.echo(f"validity of {path}")
     _table(validity_rows(summary, result))
     _print_errors(summary["read_errors"])
-    if json_path:
-        write_json(json_path, summary, overwrite)
-    if per_structure:
-        write_csv(per_structure, _per_structure_rows(structures, result), overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary),
+                   (per_structure, write_csv, _per_structure_rows(structures, result)))
     if not len(structures):
         raise click.ClickException(f"no readable structures in {path}")
 
@@ -106,7 +111,7 @@ def validity_command(path, json_path, per_structure, strict, overwrite, workers)
 @_workers
 def density_command(gen, ref, json_path, strict, overwrite, workers):
     """EMD of density (g/cm³) and of number of elements between GEN and REF."""
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
     summary = distribution_summary(gen_set, ref_set)
     _table([("generated structures", summary["n_gen"]), ("reference structures", summary["n_ref"]),
@@ -114,8 +119,7 @@ def density_command(gen, ref, json_path, strict, overwrite, workers):
             ("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
             ("n-elements EMD", f"{summary['n_elements_emd']:.4f}")])
     _print_errors(summary["read_errors"])
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary))
 
 
 @main.command("match")
@@ -135,7 +139,7 @@ def match_command(gen, ref, pair_by, json_path, per_structure, strict, overwrite
     StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3); invalid predictions are unmatched;
     with k samples per reference, a reference is matched if any sample matches (best of k).
     """
-    _check_outputs(overwrite, json_path, per_structure)
+    _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, gen, ref)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
     result = _run(match_structures, gen_set, ref_set, pair_by=pair_by,
                   source_ids=_run(read_source_ids, gen), workers=workers)
@@ -151,10 +155,8 @@ def match_command(gen, ref, pair_by, json_path, per_structure, strict, overwrite
             ("RMSE", "n/a" if rmse is None else f"{rmse:.4f}")])
     _print_errors(summary["read_errors"])
     _print_errors(summary["match_errors"], "not matched")
-    if json_path:
-        write_json(json_path, summary, overwrite)
-    if per_structure:
-        write_csv(per_structure, _match_rows(gen_set, result), overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary),
+                   (per_structure, write_csv, _match_rows(gen_set, result)))
 
 
 @main.command("uniqueness")
@@ -165,7 +167,7 @@ def match_command(gen, ref, pair_by, json_path, per_structure, strict, overwrite
 @_match_workers
 def uniqueness_command(path, json_path, strict, overwrite, workers):
     """Fraction of distinct structures at PATH (StructureMatcher with MatterGen's settings)."""
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, path)
     structures = _read(path, strict, workers)
     summary = uniqueness_summary(structures, uniqueness(structures, workers=workers))
     n = summary["n_structures"]
@@ -174,8 +176,7 @@ def uniqueness_command(path, json_path, strict, overwrite, workers):
             ("unique", _share(summary["uniqueness"], summary["n_unique"], n))])
     _print_errors(summary["read_errors"])
     _print_errors(summary["match_errors"], "not compared")
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary))
     if not n:
         raise click.ClickException(f"no readable structures in {path}")
 
@@ -192,7 +193,7 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
 
     Novel: matches no TRAIN structure; unique and novel: also the first of its class in GEN.
     """
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, gen, train)
     gen_set, train_set = _read_pair(gen, train, strict, workers, "TRAIN")
     summary = novelty_summary(gen_set, train_set, novelty(gen_set, train_set, workers=workers))
     n = summary["n_gen"]
@@ -204,8 +205,7 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
             ("unique and novel", _share(summary["unique_novel"], summary["n_unique_novel"], n))])
     _print_errors(summary["read_errors"])
     _print_errors(summary["match_errors"], "not compared")
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary))
 
 
 @main.command("coverage")
@@ -229,7 +229,7 @@ def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, 
                      overwrite, workers, no_cache):
     """Coverage COV-R (recall) and COV-P (precision) of GEN against REF, as in CDVAE: CrystalNN
     structure and Magpie composition fingerprints (the [coverage] extra)."""
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
     summary = _run(coverage, gen_set, ref_set, dataset=dataset, struct_cutoff=struct_cutoff,
                    comp_cutoff=comp_cutoff, valid_only=valid_only, workers=workers,
@@ -245,8 +245,7 @@ def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, 
                              n_gen))])
     _print_errors(summary["read_errors"])
     _print_errors(summary["fingerprint_errors"], "not fingerprinted")
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary))
 
 
 _weights = click.option("--weights", help="ALIGNN checkpoint: folder, zip or URL "
@@ -286,13 +285,12 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
 
     GEN and REF are structure sets or statistics files made by `crystal-metrics stats`.
     """
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     summary = _run(fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph,
                                             max_atoms))
     _table(feature_rows(summary))
     _print_errors(summary["not_embedded"], "not embedded")
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary))
 
 
 @main.command("energy")
@@ -313,7 +311,7 @@ def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, wei
     """EMD of predicted energy per atom (eV/atom) between GEN and REF: formation energy from
     the ALIGNN extractor, or CHGNet's total energy (--model chgnet), optionally after a short
     relaxation that reports how far the atoms moved (RMSD, Å)."""
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     if model == "chgnet":
         _only_for_model("alignn", "weights", "no_cache", "exact_graph")
         summary = _run(chgnet_energy_emd, gen, ref,
@@ -339,8 +337,7 @@ def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, wei
                 ("generated / reference", f"{gen_stats.n} / {ref_stats.n}"),
                 ("extractor", str(gen_stats.extractor))])
         _print_errors(left_out, "not embedded")
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary))
 
 
 def _only_for_model(model: str, *names: str) -> None:
@@ -361,11 +358,15 @@ def _only_for_model(model: str, *names: str) -> None:
 def stats_command(path, output, overwrite, weights, device, batch_size, no_cache, exact_graph,
                   max_atoms):
     """Embed PATH once and save what FAD, KID and the EMDs need, to compare against later."""
-    _check_outputs(overwrite, output)
+    _check_outputs(overwrite, {"--output": output}, path)
     stats = _run(_features(weights, device, batch_size, no_cache, exact_graph, max_atoms), path)
     _print_errors([e.as_dict() for e in stats.errors])
     _print_errors([e.as_dict() for e in stats.left_out], "not embedded")
-    stats.save(output, overwrite)
+    if stats.n < 2:
+        raise click.ClickException(
+            f"{path} has {stats.n} usable structure{'' if stats.n == 1 else 's'}: a statistics "
+            "file needs at least 2 for a covariance (thousands for a meaningful FAD)")
+    _write_outputs(overwrite, (output, stats.save))
     click.echo(f"{stats.n} structures, {stats.extractor} -> {output}")
 
 
@@ -382,7 +383,8 @@ def evaluate_command(gen, ref, json_path, per_structure, report_dir, overwrite, 
                      batch_size, no_cache, exact_graph, max_atoms):
     """Every metric of GEN against REF in one pass: validity, density, element-count and energy
     EMD, FAD and KID; optionally an HTML report with histograms and the worst structures."""
-    _check_outputs(overwrite, json_path, per_structure, report=report_dir)
+    _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, gen, ref,
+                   report=report_dir)
     evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
                                                     exact_graph, max_atoms))
     summary = evaluation.summary
@@ -390,14 +392,11 @@ def evaluate_command(gen, ref, json_path, per_structure, report_dir, overwrite, 
     _table(evaluation_rows(summary, evaluation.validity))
     _print_errors(summary["read_errors"])
     _print_errors(summary["not_embedded"], "not embedded")
-    if json_path:
-        write_json(json_path, summary, overwrite)
-    if per_structure:
-        write_csv(per_structure, _per_structure_rows(evaluation.structures, evaluation.validity,
-                                                     evaluation.energies), overwrite)
+    rows = _per_structure_rows(evaluation.structures, evaluation.validity, evaluation.energies)
+    _write_outputs(overwrite, (json_path, write_json, summary), (per_structure, write_csv, rows),
+                   (report_dir, write_report, evaluation, (str(gen), str(ref))))
     if report_dir:
-        page = write_report(report_dir, evaluation, (str(gen), str(ref)), overwrite)
-        click.echo(f"report -> {page}")
+        click.echo(f"report -> {report_dir / 'index.html'}")
 
 
 @main.command("weights")
@@ -439,18 +438,44 @@ def _run(function, *args, **kwargs):
         raise click.ClickException(str(exc)) from None
 
 
-def _check_outputs(overwrite: bool, *paths, report: Path | None = None) -> None:
-    """Usage error before any work if an output exists (without --overwrite) or cannot be made."""
+class _OutputProblem(click.ClickException):
+    """An output that cannot be written, found before any work: one sentence, exit 2."""
+
+    exit_code = 2
+
+
+def _check_outputs(overwrite: bool, outputs: dict[str, Path | None], *inputs: Path,
+                   report: Path | None = None) -> None:
+    """Exit 2 with one sentence before any work if an output (option: path) exists without
+    --overwrite, cannot be written, or names the same file as another output or an input."""
+    files = [(option, path) for option, path in outputs.items() if path is not None]
+    pages = [("--report", path) for path in report_paths(report)] if report is not None else []
     try:
-        for path in paths:
-            if path is not None:
-                check_writable(path, overwrite)
+        check_distinct(files + pages, inputs)
+        for _, path in files:
+            check_writable(path, overwrite)
         if report is not None:
             check_report_writable(report, overwrite)
-    except OutputExistsError as exc:
-        raise click.UsageError(str(exc)) from None
     except CrystalMetricsError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise _OutputProblem(str(exc)) from None
+
+
+def _write_outputs(overwrite: bool, *outputs) -> None:
+    """Write each output given as (path, function, *args), calling `function(path, *args,
+    overwrite)`; a path of None is skipped. A write that fails is named with its reason and the
+    others are still written; then exit 1."""
+    failed = []
+    for path, function, *args in outputs:
+        if path is None:
+            continue
+        try:
+            function(path, *args, overwrite)
+        except (CrystalMetricsError, OSError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed.append(str(path))
+    if failed:
+        raise click.ClickException(f"could not write {', '.join(failed)} (reason above); the "
+                                   "other results were written")
 
 
 def _read(path: Path, strict: bool, workers: int | None) -> StructureSet:

@@ -13,6 +13,11 @@ class OutputExistsError(CrystalMetricsError):
     """An output file exists and overwriting it was not asked for."""
 
 
+class OutputError(CrystalMetricsError, OSError):
+    """An output file cannot be written (folder missing or read-only, disk full, two outputs
+    naming the same file...); also an `OSError`."""
+
+
 class PairingError(CrystalMetricsError):
     """Generated structures cannot be paired with their references (counts or ids disagree)."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CrystalMetricsError
+from .errors import OutputError
 from .io import atomic_write_bytes, atomic_write_text, check_writable
 from .metrics.validity import MIN_DISTANCE
 from .scoring import Evaluation
@@ -36,17 +36,19 @@ def report_paths(directory) -> list[Path]:
 
 
 def check_report_writable(directory, overwrite: bool = False) -> None:
-    """Raise before any work if a report file exists (without `overwrite`) or `directory` cannot
-    be made (its parent folder is missing, or it is a file)."""
+    """Raise before any work if a report file exists (without `overwrite`) or cannot be written,
+    or `directory` cannot be made (its parent folder is missing or read-only, or it is a file)."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise CrystalMetricsError(f"cannot write a report into {directory}: it is a file")
+        raise OutputError(f"cannot write a report into {directory}: it is a file")
     if not directory.parent.is_dir():
-        raise CrystalMetricsError(f"cannot write a report into {directory}: folder "
-                                  f"{directory.parent} does not exist")
+        raise OutputError(f"cannot write a report into {directory}: folder "
+                          f"{directory.parent} does not exist")
     if directory.is_dir():
         for path in report_paths(directory):
             check_writable(path, overwrite)
+    else:  # made when the report is written
+        check_writable(directory, overwrite)
 
 
 @dataclass(frozen=True)

@@ -239,3 +239,18 @@ def test_too_few_readable_structures_still_shows_the_read_errors(tmp_path, comma
                                            "listed above); FAD and KID need at least 2 "
                                            "(thousands for a meaningful value)")
     assert not out.exists()
+
+
+def test_stats_of_a_one_row_csv_says_why(tmp_path):
+    import pandas as pd
+
+    one = tmp_path / "one.csv"
+    pd.read_csv(VAL_CSV).head(1).to_csv(one, index=False)
+    result = run("stats", one, "-o", tmp_path / "one.npz", "--weights", WEIGHTS)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.endswith(f"Error: {one} has 1 usable structure: a statistics file needs "
+                                  "at least 2 for a covariance (thousands for a meaningful FAD)\n")
+    assert not (tmp_path / "one.npz").exists()
+    stats = FeatureSource(WEIGHTS, device="cpu", progress=False)(one)
+    with pytest.raises(CrystalMetricsError, match="needs at least 2 structures"):
+        stats.save(tmp_path / "one.npz")

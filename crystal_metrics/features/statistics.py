@@ -93,6 +93,9 @@ class FeatureStatistics:
 
     def save(self, path, overwrite: bool = False) -> None:
         """Write to `path` (.npz) atomically; refuses to replace a file unless `overwrite`."""
+        if self.n < 2:
+            raise CrystalMetricsError(f"a statistics file needs at least 2 structures for a "
+                                      f"covariance; this set has {self.n}")
         mu, sigma = self.gaussian
         buffer = io.BytesIO()
         np.savez_compressed(buffer, format=FORMAT, mu=mu, sigma=sigma, n=self.n,
