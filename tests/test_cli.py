@@ -143,3 +143,25 @@ def test_a_write_failing_at_the_end_is_named_and_the_others_are_kept(tmp_path, r
                                   "results were written\n")
     assert "overall        0.9750  (39/40)" in result.output
     assert json.loads(out.read_text())["n_valid"] == 39 and not table.exists()
+
+
+def test_an_unreadable_file_is_an_error_record_in_the_json(tmp_path, make_unreadable):
+    import shutil
+
+    shutil.copytree(MP20_DIR, tmp_path / "gen")
+    locked = make_unreadable(min((tmp_path / "gen").glob("*.cif")))
+    result = run("validity", tmp_path / "gen", "--json", tmp_path / "v.json")
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert f"unreadable {locked.stem}: cannot read the file: Permission denied" in result.output
+    data = json.loads((tmp_path / "v.json").read_text())
+    assert data["n_structures"] == 39 and data["read_errors"] == [
+        {"name": locked.stem, "reason": "cannot read the file: Permission denied"}]
+
+
+def test_a_symbolic_link_loop_as_path_is_named(tmp_path):
+    (tmp_path / "loop").symlink_to("loop")
+    result = run("validity", tmp_path / "loop")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.endswith(
+        f"  unreadable {tmp_path / 'loop'}: symbolic link loop (the link leads back to itself)\n"
+        f"Error: no readable structures in {tmp_path / 'loop'}\n")
