@@ -20,6 +20,7 @@ from .api import (
     uniqueness_summary,
     validity_summary,
 )
+from .device import resolve_device
 from .errors import CrystalMetricsError, TooFewStructuresError
 from .features.embedding import MAX_ATOMS
 from .features.fingerprints import CACHE_KIND
@@ -250,7 +251,18 @@ def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, 
 
 _weights = click.option("--weights", help="ALIGNN checkpoint: folder, zip or URL "
                         "[default: ALIGNN-FF, fetched once].")
-_device = click.option("--device", help="torch device [default: cuda if available, else cpu].")
+def _check_device(ctx, param, value):
+    """--device names a usable torch device (checked before any work)."""
+    if value is not None:
+        try:
+            resolve_device(value)
+        except CrystalMetricsError as exc:
+            raise _UsageProblem(f"--device: {exc}") from None
+    return value
+
+
+_device = click.option("--device", callback=_check_device,
+                       help="torch device [default: cuda if available, else cpu].")
 _batch = click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                       help="Structures per forward pass.")
 _no_cache = click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
@@ -438,8 +450,9 @@ def _run(function, *args, **kwargs):
         raise click.ClickException(str(exc)) from None
 
 
-class _OutputProblem(click.ClickException):
-    """An output that cannot be written, found before any work: one sentence, exit 2."""
+class _UsageProblem(click.ClickException):
+    """An output that cannot be written or an option that cannot work, found before any work:
+    one sentence, exit 2."""
 
     exit_code = 2
 
@@ -457,7 +470,7 @@ def _check_outputs(overwrite: bool, outputs: dict[str, Path | None], *inputs: Pa
         if report is not None:
             check_report_writable(report, overwrite)
     except CrystalMetricsError as exc:
-        raise _OutputProblem(str(exc)) from None
+        raise _UsageProblem(str(exc)) from None
 
 
 def _write_outputs(overwrite: bool, *outputs) -> None:

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .api import labelled_errors
 from .crystal import Crystal
+from .device import resolve_device
 from .errors import CrystalMetricsError, MissingExtraError, TooFewStructuresError
 from .features.embedding import MAX_ATOMS, split_by_size
 from .io import ReadError, read_structures
@@ -87,8 +88,9 @@ class Chgnet:
         except ImportError:
             raise MissingExtraError("CHGNet is not installed: pip install 'crystal-metrics[mlip]'"
                                     ) from None
+        device = str(resolve_device(self.device))
         with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints its size even so
-            return CHGNet.load(model_name=MODEL_VERSION, use_device=self.device, verbose=False)
+            return CHGNet.load(model_name=MODEL_VERSION, use_device=device, verbose=False)
 
     @cached_property
     def _optimizer(self):
@@ -96,7 +98,8 @@ class Chgnet:
         from chgnet.model import StructOptimizer
 
         with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints its device
-            return StructOptimizer(model, optimizer_class="FIRE", use_device=self.device,
+            return StructOptimizer(model, optimizer_class="FIRE",
+                                   use_device=str(resolve_device(self.device)),
                                    on_isolated_atoms="error")
 
     def _bar(self, iterable=None, **kwargs) -> tqdm:

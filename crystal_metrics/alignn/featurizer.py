@@ -20,6 +20,7 @@ import torch
 from crystal_metrics.alignn.config import ModelConfig, parse_config
 from crystal_metrics.alignn.graph import build_batch
 from crystal_metrics.alignn.model import ALIGNN
+from crystal_metrics.device import resolve_device
 from crystal_metrics.errors import CrystalMetricsError
 from crystal_metrics.weights import Checkpoint, WeightsError, load_state_dict, resolve_checkpoint
 
@@ -76,10 +77,6 @@ def formation_energy_per_atom(numbers: Sequence, energies: Iterable[float]) -> n
         raise CrystalMetricsError(f"Got {len(energies)} energies for {len(numbers)} structures.")
     table = _reference_energy_table()
     return energies - np.array([table[np.asarray(z)].mean() for z in numbers])
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class Extractor:
@@ -228,9 +225,9 @@ def load_extractor(
             rotation, origin shift and supercells; 0 reproduces alignn's
             graph bit for bit, including its rounding-noise tie breaking.
     """
+    dev = resolve_device(device)  # first: a wrong device is found before any download
     ckpt: Checkpoint = resolve_checkpoint(weights, sha256=sha256)
     cfg = parse_config(ckpt.config)
     model = build_model(cfg, load_state_dict(ckpt))
-    dev = torch.device(device) if device is not None else _default_device()
     model.to(dev)
     return Extractor(model, cfg, ckpt.name, ckpt.sha256, dev, shell_tol=shell_tol)
