@@ -25,7 +25,8 @@ from .metrics.validity import ValidityResult, validity
 
 
 class SmallSampleWarning(UserWarning):
-    """A set is too small for a well-conditioned covariance: FAD is biased upward."""
+    """A set is small compared with the feature dimension d: FAD is biased upward (and at d
+    structures or fewer the covariance is rank-deficient)."""
 
 
 def is_statistics_file(source) -> bool:
@@ -102,15 +103,20 @@ def feature_scores(gen: FeatureStatistics, ref: FeatureStatistics, kid_subsets: 
                 + (f" ({', '.join(others)}: listed above)" if others else "")
                 + "; FAD and KID need at least 2 (thousands for a meaningful value)",
                 set_records(label.lower(), stats))
-        if stats.n < 2 * stats.extractor.dim:
-            warnings.warn(f"{label} has {stats.n} structures, fewer than 2 × {stats.extractor.dim}: "
-                          "its covariance is rank-deficient and FAD is biased upward; use "
-                          "thousands of structures", SmallSampleWarning, stacklevel=3)
-    kid, kid_std = kernel_distance(gen.features, ref.features, kid_subsets, kid_subset_size)
+        d = stats.extractor.dim
+        if stats.n <= d:
+            warnings.warn(f"{label} has {stats.n} structures, fewer than d + 1 = {d + 1}: its "
+                          "covariance is rank-deficient and FAD is biased upward; use thousands "
+                          "of structures", SmallSampleWarning, stacklevel=3)
+        elif stats.n < 2 * d:
+            warnings.warn(f"{label} has {stats.n} structures, fewer than 2 × {d}: FAD is biased "
+                          "upward at this size; use thousands of structures", SmallSampleWarning,
+                          stacklevel=3)
+    kid, kid_std, kid_m = kernel_distance(gen.features, ref.features, kid_subsets, kid_subset_size)
     left_out = labelled_errors(gen.left_out, ref.left_out)
     return {"fad": frechet_distance(*gen.gaussian, *ref.gaussian), "n_gen": gen.n, "n_ref": ref.n,
             "extractor": gen.extractor.as_dict(), "kid": kid, "kid_std": kid_std,
-            "n_not_embedded": len(left_out), "not_embedded": left_out,
+            "kid_subset_size": kid_m, "n_not_embedded": len(left_out), "not_embedded": left_out,
             "energy_emd": emd(_finite_energies("GEN", gen), _finite_energies("REF", ref))}
 
 
@@ -141,8 +147,8 @@ def _finite_energies(label: str, stats: FeatureStatistics):
 def fad(gen, ref, features: FeatureSource | None = None) -> dict:
     """Fréchet ALIGNN Distance between GEN and REF, with KID and the extractor's identity.
 
-    Returns {"fad", "n_gen", "n_ref", "extractor": {name, sha256, dim}, "kid", "kid_std",
-    "n_not_embedded", "not_embedded"}.
+    Returns {"fad", "n_gen", "n_ref", "extractor": {name, sha256, dim}, "kid", "kid_std" (None
+    below 4 structures), "kid_subset_size", "n_not_embedded", "not_embedded"}.
     """
     scores = feature_scores(*feature_pair(gen, ref, features))
     del scores["energy_emd"]

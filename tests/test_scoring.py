@@ -1,5 +1,6 @@
 """FAD / KID / energy EMD / evaluate plumbing, with the small random-weight classic checkpoint."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from crystal_metrics.scoring import FeatureSource, SmallSampleWarning, energy_em
 from support import BROKEN_DIR, MP20_DIR, ROOT, TRANSFORMS, VAL_CSV
 
 WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"
-FAD_KEYS = {"fad", "n_gen", "n_ref", "extractor", "kid", "kid_std", "n_not_embedded", "not_embedded"}
+FAD_KEYS = {"fad", "n_gen", "n_ref", "extractor", "kid", "kid_std", "kid_subset_size",
+            "n_not_embedded", "not_embedded"}
 EVALUATE_KEYS = FAD_KEYS | {"n_structures", "n_read_errors", "read_errors", "n_valid", "validity",
                             "density_emd", "n_elements_emd", "energy_emd"}
 
@@ -254,3 +256,41 @@ def test_stats_of_a_one_row_csv_says_why(tmp_path):
     stats = FeatureSource(WEIGHTS, device="cpu", progress=False)(one)
     with pytest.raises(CrystalMetricsError, match="needs at least 2 structures"):
         stats.save(tmp_path / "one.npz")
+
+
+@pytest.mark.parametrize("n, words", [
+    (32, ("GEN has 32 structures, fewer than d + 1 = 33: its covariance is rank-deficient and "
+          "FAD is biased upward")),
+    (33, "GEN has 33 structures, fewer than 2 × 32: FAD is biased upward at this size"),
+    (63, "GEN has 63 structures, fewer than 2 × 32: FAD is biased upward at this size"),
+    (64, None),
+])
+def test_small_sample_warning_says_rank_deficient_only_at_d_structures_or_fewer(n, words):
+    from crystal_metrics.scoring import feature_scores
+
+    rng = np.random.default_rng(n)
+    extractor = ExtractorId("test", "0" * 64, 32)
+
+    def stats(size):
+        return FeatureStatistics(rng.normal(size=(size, 32)), rng.normal(size=size),
+                                 np.ones(size), np.ones(size), extractor)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        feature_scores(stats(n), stats(64), kid_subsets=2)
+    messages = [str(w.message) for w in caught if w.category is SmallSampleWarning]
+    assert messages == ([] if words is None else [words + "; use thousands of structures"])
+
+
+def test_kid_line_shows_the_spread_the_subset_size_and_explains_negative_values(tmp_path):
+    from crystal_metrics.tables import kid_text
+
+    result = run("fad", MP20_DIR, VAL_CSV, "--weights", WEIGHTS, "--json", tmp_path / "f.json")
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert data["kid_subset_size"] == 20 and data["kid_std"] > 0  # 40 vs 40: subsets of 20
+    assert f"KID                    {kid_text(data)}" in result.output
+    assert kid_text({"kid": 0.012345, "kid_std": 0.0021, "kid_subset_size": 20}) == (
+        "0.01235 ± 0.00210 (subsets of 20)")
+    assert kid_text({"kid": -0.0004, "kid_std": None, "kid_subset_size": 3}) == (
+        "-0.00040 ± n/a (fewer than 4 structures in a set) (subsets of 3); below 0: no difference "
+        "detected (the estimate is unbiased, so it scatters around 0 for equal distributions)")
