@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .api import labelled_errors
 from .crystal import Crystal
@@ -23,6 +22,7 @@ from .errors import CrystalMetricsError, MissingExtraError, TooFewStructuresErro
 from .features.embedding import MAX_ATOMS, split_by_size
 from .io import ReadError, read_structures
 from .metrics.distribution import emd
+from .progress import progress
 from .scoring import is_statistics_file
 
 MODEL_VERSION = "0.3.0"
@@ -102,10 +102,6 @@ class Chgnet:
                                    use_device=str(resolve_device(self.device)),
                                    on_isolated_atoms="error")
 
-    def _bar(self, iterable=None, **kwargs) -> tqdm:
-        return tqdm(iterable, unit="struct", leave=False,
-                    disable=None if self.progress is None else not self.progress, **kwargs)
-
     def energies(self, crystals: list[Crystal]) -> tuple[np.ndarray, dict[int, str]]:
         """Energy per atom (eV/atom) of each crystal, shape (n,), NaN where CHGNet fails, and
         {position: reason} of those (e.g. an atom without neighbours within 6 Å)."""
@@ -117,7 +113,7 @@ class Chgnet:
                 failures[i] = _reason("CHGNet graph failed", exc)
         done = [i for i in range(len(crystals)) if i not in failures]
         energies = np.full(len(crystals), np.nan)
-        with self._bar(total=len(graphs), desc="energies (chgnet)") as bar:
+        with progress(len(graphs), "energies (chgnet)", "struct", self.progress) as bar:
             for start in range(0, len(graphs), self.batch_size):
                 batch = graphs[start:start + self.batch_size]
                 with warnings.catch_warnings():  # CHGNet's own use of torch.tensor warns
@@ -153,11 +149,13 @@ class Chgnet:
         rmsd = np.full(len(crystals), np.nan)
         if self.relax_steps:
             _ = self._optimizer  # a missing extra is an error, not a failed structure
-            for i in self._bar(range(len(crystals)), desc="relaxing (chgnet)"):
-                try:
-                    crystals[i], rmsd[i] = self.relax(crystals[i])
-                except Exception as exc:  # noqa: BLE001 - CHGNet or ASE on an unusable structure
-                    failures[i] = _reason("CHGNet relaxation failed", exc)
+            with progress(len(crystals), "relaxing (chgnet)", "struct", self.progress) as bar:
+                for i in range(len(crystals)):
+                    try:
+                        crystals[i], rmsd[i] = self.relax(crystals[i])
+                    except Exception as exc:  # noqa: BLE001 - CHGNet or ASE on an unusable one
+                        failures[i] = _reason("CHGNet relaxation failed", exc)
+                    bar.update()
         energies, energy_failures = self.energies(crystals)
         failures = {**energy_failures, **failures}
         keep = [i for i in range(len(crystals)) if i not in failures]

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crystal_metrics.errors import CrystalMetricsError
+from crystal_metrics.progress import notice
+from crystal_metrics.progress import progress as progress_display
 
 ALIGNN_FF_PIP_SPEC = "alignn==2023.1.10"
 ALIGNN_FF_MEMBERS = {
@@ -110,6 +112,9 @@ def fetch_alignn_ff(cache: Path | None = None) -> Path:
         sha256_file(dest / n) == h for n, h in ALIGNN_FF_MEMBERS.items()
     ):
         return dest
+    notice(f"fetching the ALIGNN-FF weights, once: alignn/ff/best_model.pt and config.json of "
+           f"the {ALIGNN_FF_PIP_SPEC} wheel (about 15 MB) from PyPI with 'pip download', into "
+           f"{dest}")
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         cmd = [
             sys.executable, "-m", "pip", "download", ALIGNN_FF_PIP_SPEC,
@@ -149,6 +154,7 @@ def fetch_alignn_ff(cache: Path | None = None) -> Path:
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(staging, dest)
+    notice(f"ALIGNN-FF weights ready in {dest} (sha256 checked)")
     return dest
 
 
@@ -156,13 +162,14 @@ def download_url(
     url: str,
     sha256: str | None = None,
     cache: Path | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     timeout: float = 60.0,
 ) -> Path:
     """Download ``url`` into ``<cache>/downloads`` (reused when present).
 
     The byte count is checked against Content-Length and, when given, the
-    file's sha256 against ``sha256``; a mismatch deletes the file.
+    file's sha256 against ``sha256``; a mismatch deletes the file. ``progress``:
+    see ``crystal_metrics.progress`` (None: a bar on a terminal, else lines).
     """
     folder = (cache or cache_dir()) / "downloads"
     folder.mkdir(parents=True, exist_ok=True)
@@ -176,23 +183,20 @@ def download_url(
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             total = resp.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"download {base}")
+            size = f" ({total / 2**20:.1f} MiB)" if total else ""
+            if progress is not False:
+                notice(f"downloading {url}{size} into {folder}")
             n = 0
-            with open(part, "wb") as out:
+            with open(part, "wb") as out, progress_display(
+                    round(total / 2**20, 1) if total else None, f"download {base}", "MiB",
+                    progress) as bar:
                 while True:
                     block = resp.read(1 << 20)
                     if not block:
                         break
                     out.write(block)
                     n += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
-            if bar is not None:
-                bar.close()
+                    bar.update(len(block) / 2**20)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         part.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc

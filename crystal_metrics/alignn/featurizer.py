@@ -150,7 +150,8 @@ class Extractor:
         Args:
             structures: pymatgen ``Structure`` objects (ordered, periodic).
             batch_size: structures per forward pass.
-            progress: show a tqdm bar (None: only on a terminal).
+            progress: show progress (None: a bar on a terminal, plain periodic lines
+                otherwise; see ``crystal_metrics.progress``).
             max_triplets: a batch whose line graph has more edges than this
                 is split (bounds memory to ~1 GB at hidden 256 for big cells).
 
@@ -162,10 +163,9 @@ class Extractor:
         n = len(structures)
         lat = np.empty((n, self.dim), dtype=np.float64)
         preds = []
-        from tqdm.auto import tqdm
+        from crystal_metrics.progress import progress as progress_display
 
-        disable = None if progress is None else not progress
-        with tqdm(total=n, unit="struct", desc=f"ALIGNN {self.name}", disable=disable) as bar:
+        with progress_display(n, f"ALIGNN {self.name}", "struct", progress) as bar:
             for start in range(0, n, batch_size):
                 chunk = structures[start : start + batch_size]
                 latent, out = self._forward(chunk, max_triplets)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..crystal import Crystal
 from ..io import ReadError, StructureSet
 from ..metrics.distribution import densities, element_counts
+from ..progress import progress as progress_display
 from .cache import EmbeddingCache, structure_hash
 from .statistics import ExtractorId, FeatureStatistics
 
@@ -61,8 +61,8 @@ def featurize(structures: StructureSet, extractor, cache: EmbeddingCache | None 
     missing = [i for i, h in enumerate(hashes) if h not in found]
     latents = np.empty((len(crystals), extractor.dim))
     outputs = np.empty(len(crystals))
-    with tqdm(total=len(missing), unit="struct", desc=f"embedding ({extractor.name})",
-              disable=None if progress is None else not progress) as bar:
+    with progress_display(len(missing), f"embedding ({extractor.name})", "struct",
+                          progress) as bar:
         for start in range(0, len(missing), CACHE_CHUNK):  # cached chunk by chunk: no lost work
             chunk = missing[start:start + CACHE_CHUNK]
             new_latents, new_outputs = extractor.embed([crystals[i].to_pymatgen() for i in chunk],
