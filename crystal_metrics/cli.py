@@ -1,7 +1,9 @@
 """`crystal-metrics` command line: validity, distribution metrics and FAD of crystal sets.
 
-Exit codes: 0 success; 1 bad input under --strict, or nothing readable to score; 2 usage
-errors (unknown option, output file exists without --overwrite...).
+Exit codes: 0 success; 1 the run could not score or save everything (bad input under --strict,
+nothing usable to score, unusable weights or statistics file, an output that failed at the end);
+2 the command line, checked before any work (unknown option, an output that exists without
+--overwrite, cannot be written or names the same file as another, an unusable --device).
 """
 from __future__ import annotations
 
