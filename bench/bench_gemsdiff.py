@@ -14,7 +14,6 @@ import json
 import time
 
 import torch
-from _data import require
 
 from gemsdiff_model.config import ModelConfig
 from gemsdiff_model.data import collate, default_threads, load_records
@@ -42,7 +41,6 @@ def main():
     ap.add_argument("--max-structures", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    require(args.data, "training structures: a CDVAE-style CSV or a folder")
 
     torch.set_num_threads(args.threads or default_threads())
     device = torch.device(args.device)
