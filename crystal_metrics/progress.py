@@ -14,7 +14,8 @@ LINE_INTERVAL = 30.0
 
 def interactive() -> bool:
     """True on a terminal or in a notebook (where tqdm draws a widget)."""
-    return tqdm.__module__ == "tqdm.notebook" or sys.stderr.isatty()
+    in_notebook = any(base.__module__ == "tqdm.notebook" for base in tqdm.__mro__)
+    return in_notebook or sys.stderr.isatty()
 
 
 def progress(total: float | None, desc: str, unit: str = "it", enabled: bool | None = None):
