@@ -204,17 +204,17 @@ def _listed_in_manifest(folder: Path, files: list[Path], builder: _Builder) -> l
     names = read_manifest_names(folder)
     if names is None:
         return files
-    by_name = {_stem(f): f for f in files if f.name != MANIFEST}
-    strays = sorted(f.name for name, f in by_name.items() if name not in set(names))
+    listed, files = set(names), [f for f in files if f.name != MANIFEST]
+    strays = sorted(f.name for f in files if _stem(f) not in listed)
     if strays:
         shown = ", ".join(strays[:NAMES_SHOWN]) + (", ..." if len(strays) > NAMES_SHOWN else "")
         warnings.warn(f"{folder}: {len(strays)} structure file(s) not listed in {MANIFEST} are "
                       f"left out ({shown})", ManifestWarning, stacklevel=4)
+    present = {_stem(f) for f in files}
     for name in names:
-        if name not in by_name:
+        if name not in present:
             builder.fail(name, f"listed in {MANIFEST}, but there is no file for it in the folder")
-    listed = set(names)
-    return [f for f in files if _stem(f) in listed and f.name != MANIFEST]
+    return [f for f in files if _stem(f) in listed]
 
 
 def _read_text(file: Path) -> str | ReadError:
