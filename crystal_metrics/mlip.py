@@ -15,7 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .api import labelled_errors
+from .api import labelled_errors, named_errors
 from .crystal import Crystal
 from .device import resolve_device
 from .errors import CrystalMetricsError, MissingExtraError, TooFewStructuresError
@@ -176,8 +176,7 @@ def chgnet_energy_emd(gen, ref, model: Chgnet | None = None) -> dict:
             raise TooFewStructuresError(
                 f"CHGNet gave no energy for any structure of {label} (last reason: "
                 f"{energies.errors[-1].reason})",
-                {"left out": labelled_errors(energies.errors, []) if label == "GEN" else
-                 labelled_errors([], energies.errors)})
+                {"left out": named_errors(label.lower(), energies.errors)})
     errors = labelled_errors(gen_set.errors, ref_set.errors)
     summary = {"energy_emd": emd(gen_set.energies, ref_set.energies),
                "n_gen": len(gen_set.energies), "n_ref": len(ref_set.energies),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import labelled_errors
+from .api import labelled_errors, named_errors
 from .errors import CrystalMetricsError, TooFewStructuresError
 from .features import EmbeddingCache, FeatureStatistics
 from .features.cache import default_cache
@@ -102,7 +102,8 @@ def feature_scores(gen: FeatureStatistics, ref: FeatureStatistics, kid_subsets: 
                 f"{label} has {stats.n} usable structure{'' if stats.n == 1 else 's'}"
                 + (f" ({', '.join(others)}: listed above)" if others else "")
                 + "; FAD and KID need at least 2 (thousands for a meaningful value)",
-                set_records(label.lower(), stats))
+                {"unreadable": named_errors(label.lower(), stats.errors),
+                 "not embedded": named_errors(label.lower(), stats.left_out)})
         d = stats.extractor.dim
         if stats.n <= d:
             warnings.warn(f"{label} has {stats.n} structures, fewer than d + 1 = {d + 1}: its "
@@ -118,13 +119,6 @@ def feature_scores(gen: FeatureStatistics, ref: FeatureStatistics, kid_subsets: 
             "extractor": gen.extractor.as_dict(), "kid": kid, "kid_std": kid_std,
             "kid_subset_size": kid_m, "n_not_embedded": len(left_out), "not_embedded": left_out,
             "energy_emd": emd(_finite_energies("GEN", gen), _finite_energies("REF", ref))}
-
-
-def set_records(label: str, stats: FeatureStatistics) -> dict[str, list[dict]]:
-    """The unreadable and left-out structures of a feature set, named 'LABEL:NAME'."""
-    return {"unreadable": [{"name": f"{label}:{e.name}", "reason": e.reason} for e in stats.errors],
-            "not embedded": [{"name": f"{label}:{e.name}", "reason": e.reason}
-                             for e in stats.left_out]}
 
 
 class MissingEnergyWarning(UserWarning):
@@ -197,8 +191,8 @@ def evaluate(gen, ref, features: FeatureSource | None = None) -> Evaluation:
     features = features or FeatureSource()
     gen_set = read_structures(gen, progress=features.progress)
     if not len(gen_set):
-        raise TooFewStructuresError(f"no readable structures in {gen}", {
-            "unreadable": labelled_errors(gen_set.errors, [])})
+        raise TooFewStructuresError(f"no readable structures in {gen}",
+                                    {"unreadable": named_errors("gen", gen_set.errors)})
     result = validity(gen_set.crystals)
     gen_stats = features(gen_set)
     ref_stats = features(ref)
