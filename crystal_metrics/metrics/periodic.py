@@ -15,8 +15,9 @@ def min_distance(crystal: Crystal) -> float:
 
     Exact: every lattice translation that could give a distance up to the shortest lattice
     vector is searched, after LLL reduction when the cell is very skewed. Memory and time grow
-    linearly with the number of atoms (a k-d tree of the cell's atoms, queried once per
-    translation).
+    linearly with the number of atoms: one nearest-neighbour query of a k-d tree of the cell's
+    atoms with the atoms moved by each of those translations (at most MAX_IMAGES // 2 + 1
+    copies of the cell).
     """
     lattice, frac = crystal.lattice, _wrap(crystal.frac_coords)
     ranges = _image_ranges(lattice)
