@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+from _data import MP20, require
 
 
 def read_structures(csv, n=None):
@@ -114,7 +115,7 @@ def rss_child(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--csv", default="/work/shared/data/mp_20/test.csv.gz")
+    p.add_argument("--csv", default=str(MP20 / "test.csv.gz"))
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--ref-batch-size", type=int, default=4,
@@ -123,6 +124,7 @@ def main():
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    require(args.csv, "a CDVAE-style CSV such as MP-20 test", "--csv")
     if args.rss_child:
         return rss_child(args)
     if not args.skip_throughput:

@@ -1,6 +1,6 @@
 """Validity + density EMD on MP-20 test against a per-structure pymatgen baseline, same run.
 
-    python bench/bench_core.py [--data ../shared/data/mp_20] [--limit N]
+    python bench/bench_core.py [--data ../shared/data/mp_20]
 
 Ours: `read_structures` (gemmi, both cores) + `validity` + `density_emd`, test vs val.
 Baseline: pymatgen `Structure.from_str` per CIF, `distance_matrix` per structure (CDVAE's check,
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _data import MP20, mp20_split
 from scipy.stats import wasserstein_distance
 
 import crystal_metrics
@@ -56,10 +57,9 @@ def timed(fn, *args) -> tuple[dict, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path,
-                        default=Path(__file__).resolve().parents[1] / "../shared/data/mp_20")
+    parser.add_argument("--data", type=Path, default=MP20, help="folder with MP-20 test and val")
     args = parser.parse_args()
-    test, val = args.data / "test.csv.gz", args.data / "val.csv.gz"
+    test, val = mp20_split(args.data, "test"), mp20_split(args.data, "val")
     warnings.filterwarnings("ignore")
     ours_result, ours_s = timed(ours, test, val)
     base_result, base_s = timed(baseline, test, val)

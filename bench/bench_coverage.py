@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _data import mp20_split
 
 import crystal_metrics
 from crystal_metrics.features import EmbeddingCache
@@ -112,10 +113,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="structures per set with --data")
     args = parser.parse_args()
     if args.data:
-        paths = [args.data / "test.csv.gz", args.data / "val.csv.gz"]
-        if not all(p.exists() for p in paths):
-            print(f"skipped: {paths[0]} or {paths[1]} not found")
-            return
+        paths = [mp20_split(args.data, "test"), mp20_split(args.data, "val")]
     else:
         paths = [ROOT / "examples" / "mp20_test", ROOT / "examples" / "mp20_val_sample.csv"]
     gen, ref = (crystal_metrics.read_structures(p).crystals[:args.n] for p in paths)

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _data import MP20, SOURCE
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
 import crystal_metrics
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def load(data: Path, n: int) -> StructureSet:
     source = data / "test.csv.gz"
     if not source.exists():
-        print(f"{source} not found: using {ROOT / 'examples/mp20_test'}")
+        print(f"{source} not found, so using {ROOT / 'examples/mp20_test'} ({SOURCE})")
         source = ROOT / "examples/mp20_test"
     structures = crystal_metrics.read_structures(source)
     return StructureSet(structures.names[:n], structures.crystals[:n])
@@ -74,7 +75,7 @@ def timed(fn, *args, **kwargs):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "../shared/data/mp_20")
+    parser.add_argument("--data", type=Path, default=MP20)
     parser.add_argument("--n-match", type=int, default=1000, help="pairs to match")
     parser.add_argument("--n-unique", type=int, default=500, help="structures before duplicates")
     args = parser.parse_args()

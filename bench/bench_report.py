@@ -15,10 +15,12 @@ import time
 import warnings
 from pathlib import Path
 
+from _data import MP20
+
 from crystal_metrics import FeatureSource, evaluate, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "mp_20"
+DATA = MP20
 
 
 def main():

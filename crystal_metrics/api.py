@@ -67,10 +67,14 @@ def validity_summary(structures: StructureSet, result: ValidityResult) -> dict:
     }
 
 
+def named_errors(label: str, errors) -> list[dict]:
+    """Error records of one set as {name: 'LABEL:NAME', reason}."""
+    return [{"name": f"{label}:{e.name}", "reason": e.reason} for e in errors]
+
+
 def labelled_errors(gen_errors, ref_errors) -> list[dict]:
     """Read errors of both sets, named 'gen:NAME' or 'ref:NAME'."""
-    return [{"name": f"{label}:{e.name}", "reason": e.reason}
-            for label, errors in (("gen", gen_errors), ("ref", ref_errors)) for e in errors]
+    return named_errors("gen", gen_errors) + named_errors("ref", ref_errors)
 
 
 def distribution_summary(gen: StructureSet, ref: StructureSet) -> dict:

@@ -1,7 +1,9 @@
 """`crystal-metrics` command line: validity, distribution metrics and FAD of crystal sets.
 
-Exit codes: 0 success; 1 bad input under --strict, or nothing readable to score; 2 usage
-errors (unknown option, output file exists without --overwrite...).
+Exit codes: 0 success; 1 the run could not score or save everything (bad input under --strict,
+nothing usable to score, unusable weights or statistics file, an output that failed at the end);
+2 the command line, checked before any work (unknown option, an output that exists without
+--overwrite, cannot be written or names the same file as another, an unusable --device).
 """
 from __future__ import annotations
 
@@ -14,14 +16,24 @@ from click.core import ParameterSource
 
 from .api import (
     distribution_summary,
+    labelled_errors,
     match_summary,
     novelty_summary,
     uniqueness_summary,
     validity_summary,
 )
-from .errors import CrystalMetricsError, OutputExistsError
+from .device import resolve_device
+from .errors import CrystalMetricsError, TooFewStructuresError
+from .features.embedding import MAX_ATOMS
 from .features.fingerprints import CACHE_KIND
-from .io import StructureSet, check_writable, read_structures, write_csv, write_json
+from .io import (
+    StructureSet,
+    check_distinct,
+    check_writable,
+    read_structures,
+    write_csv,
+    write_json,
+)
 from .io.manifest import read_source_ids
 from .metrics.coverage import CUTOFFS, coverage
 from .metrics.matching import MatchResult, match_structures
@@ -29,7 +41,7 @@ from .metrics.pairing import PAIR_BY
 from .metrics.uniqueness import novelty, uniqueness
 from .metrics.validity import ValidityResult, validity
 from .mlip import Chgnet, chgnet_energy_emd
-from .report import check_report_writable, write_report
+from .report import check_report_writable, report_paths, write_report
 from .scoring import FeatureSource, energy_emd, evaluate, fad, feature_pair
 from .tables import evaluation_rows, feature_rows, validity_rows
 
@@ -81,17 +93,15 @@ def _show_warning(message, category, *args, **kwargs):
 @_workers
 def validity_command(path, json_path, per_structure, strict, overwrite, workers):
     """Structural, compositional and overall validity of the structures at PATH."""
-    _check_outputs(overwrite, json_path, per_structure)
+    _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, path)
     structures = _read(path, strict, workers)
     result = validity(structures.crystals)
     summary = validity_summary(structures, result)
     click.echo(f"validity of {path}")
     _table(validity_rows(summary, result))
     _print_errors(summary["read_errors"])
-    if json_path:
-        write_json(json_path, summary, overwrite)
-    if per_structure:
-        write_csv(per_structure, _per_structure_rows(structures, result), overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary),
+                   (per_structure, write_csv, _per_structure_rows(structures, result)))
     if not len(structures):
         raise click.ClickException(f"no readable structures in {path}")
 
@@ -104,7 +114,7 @@ def validity_command(path, json_path, per_structure, strict, overwrite, workers)
 @_workers
 def density_command(gen, ref, json_path, strict, overwrite, workers):
     """EMD of density (g/cm³) and of number of elements between GEN and REF."""
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
     summary = distribution_summary(gen_set, ref_set)
     _table([("generated structures", summary["n_gen"]), ("reference structures", summary["n_ref"]),
@@ -112,8 +122,7 @@ def density_command(gen, ref, json_path, strict, overwrite, workers):
             ("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
             ("n-elements EMD", f"{summary['n_elements_emd']:.4f}")])
     _print_errors(summary["read_errors"])
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary))
 
 
 @main.command("match")
@@ -133,7 +142,7 @@ def match_command(gen, ref, pair_by, json_path, per_structure, strict, overwrite
     StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3); invalid predictions are unmatched;
     with k samples per reference, a reference is matched if any sample matches (best of k).
     """
-    _check_outputs(overwrite, json_path, per_structure)
+    _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, gen, ref)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
     result = _run(match_structures, gen_set, ref_set, pair_by=pair_by,
                   source_ids=_run(read_source_ids, gen), workers=workers)
@@ -149,10 +158,8 @@ def match_command(gen, ref, pair_by, json_path, per_structure, strict, overwrite
             ("RMSE", "n/a" if rmse is None else f"{rmse:.4f}")])
     _print_errors(summary["read_errors"])
     _print_errors(summary["match_errors"], "not matched")
-    if json_path:
-        write_json(json_path, summary, overwrite)
-    if per_structure:
-        write_csv(per_structure, _match_rows(gen_set, result), overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary),
+                   (per_structure, write_csv, _match_rows(gen_set, result)))
 
 
 @main.command("uniqueness")
@@ -163,7 +170,7 @@ def match_command(gen, ref, pair_by, json_path, per_structure, strict, overwrite
 @_match_workers
 def uniqueness_command(path, json_path, strict, overwrite, workers):
     """Fraction of distinct structures at PATH (StructureMatcher with MatterGen's settings)."""
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, path)
     structures = _read(path, strict, workers)
     summary = uniqueness_summary(structures, uniqueness(structures, workers=workers))
     n = summary["n_structures"]
@@ -172,8 +179,7 @@ def uniqueness_command(path, json_path, strict, overwrite, workers):
             ("unique", _share(summary["uniqueness"], summary["n_unique"], n))])
     _print_errors(summary["read_errors"])
     _print_errors(summary["match_errors"], "not compared")
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary))
     if not n:
         raise click.ClickException(f"no readable structures in {path}")
 
@@ -190,7 +196,7 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
 
     Novel: matches no TRAIN structure; unique and novel: also the first of its class in GEN.
     """
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, gen, train)
     gen_set, train_set = _read_pair(gen, train, strict, workers, "TRAIN")
     summary = novelty_summary(gen_set, train_set, novelty(gen_set, train_set, workers=workers))
     n = summary["n_gen"]
@@ -202,8 +208,7 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
             ("unique and novel", _share(summary["unique_novel"], summary["n_unique_novel"], n))])
     _print_errors(summary["read_errors"])
     _print_errors(summary["match_errors"], "not compared")
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary))
 
 
 @main.command("coverage")
@@ -227,7 +232,7 @@ def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, 
                      overwrite, workers, no_cache):
     """Coverage COV-R (recall) and COV-P (precision) of GEN against REF, as in CDVAE: CrystalNN
     structure and Magpie composition fingerprints (the [coverage] extra)."""
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
     summary = _run(coverage, gen_set, ref_set, dataset=dataset, struct_cutoff=struct_cutoff,
                    comp_cutoff=comp_cutoff, valid_only=valid_only, workers=workers,
@@ -243,30 +248,44 @@ def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, 
                              n_gen))])
     _print_errors(summary["read_errors"])
     _print_errors(summary["fingerprint_errors"], "not fingerprinted")
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _write_outputs(overwrite, (json_path, write_json, summary))
 
 
 _weights = click.option("--weights", help="ALIGNN checkpoint: folder, zip or URL "
                         "[default: ALIGNN-FF, fetched once].")
-_device = click.option("--device", help="torch device [default: cuda if available, else cpu].")
+def _check_device(ctx, param, value):
+    """--device names a usable torch device (checked before any work)."""
+    if value is not None:
+        try:
+            resolve_device(value)
+        except CrystalMetricsError as exc:
+            raise _UsageProblem(f"--device: {exc}") from None
+    return value
+
+
+_device = click.option("--device", callback=_check_device,
+                       help="torch device [default: cuda if available, else cpu].")
 _batch = click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                       help="Structures per forward pass.")
 _no_cache = click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 _exact = click.option("--alignn-exact-graph", "exact_graph", is_flag=True,
                       help="alignn's graph bit for bit (ties in neighbour shells broken by rounding "
                            "noise: not rotation/supercell invariant; FADs not comparable).")
+_max_atoms = click.option("--max-atoms", type=click.IntRange(min=1), default=MAX_ATOMS,
+                          show_default=True,
+                          help="Leave out (and list) structures with more atoms: ALIGNN needs "
+                               "about 1 GB of memory per 1,000 atoms, CHGNet 2.3 GB.")
 
 
 def _extractor_options(command):
-    for option in (_exact, _no_cache, _batch, _device, _weights):
+    for option in (_max_atoms, _exact, _no_cache, _batch, _device, _weights):
         command = option(command)
     return command
 
 
-def _features(weights, device, batch_size, no_cache, exact_graph) -> FeatureSource:
+def _features(weights, device, batch_size, no_cache, exact_graph, max_atoms) -> FeatureSource:
     return FeatureSource(weights, device=device, cache=not no_cache, batch_size=batch_size,
-                         exact_graph=exact_graph)
+                         exact_graph=exact_graph, max_atoms=max_atoms)
 
 
 @main.command("fad")
@@ -274,16 +293,18 @@ def _features(weights, device, batch_size, no_cache, exact_graph) -> FeatureSour
 @_output
 @_overwrite
 @_extractor_options
-def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_cache, exact_graph):
+def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_cache, exact_graph,
+                max_atoms):
     """Fréchet ALIGNN Distance (and KID) between GEN and REF.
 
     GEN and REF are structure sets or statistics files made by `crystal-metrics stats`.
     """
-    _check_outputs(overwrite, json_path)
-    summary = _run(fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph))
+    _check_outputs(overwrite, {"--json": json_path}, gen, ref)
+    summary = _run(fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph,
+                                            max_atoms))
     _table(feature_rows(summary))
-    if json_path:
-        write_json(json_path, summary, overwrite)
+    _print_errors(summary["not_embedded"], "not embedded")
+    _write_outputs(overwrite, (json_path, write_json, summary))
 
 
 @main.command("energy")
@@ -300,14 +321,15 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
                                       "this (eV/Å).")
 @_extractor_options
 def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, weights, device,
-                   batch_size, no_cache, exact_graph):
+                   batch_size, no_cache, exact_graph, max_atoms):
     """EMD of predicted energy per atom (eV/atom) between GEN and REF: formation energy from
     the ALIGNN extractor, or CHGNet's total energy (--model chgnet), optionally after a short
     relaxation that reports how far the atoms moved (RMSD, Å)."""
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     if model == "chgnet":
         _only_for_model("alignn", "weights", "no_cache", "exact_graph")
-        summary = _run(chgnet_energy_emd, gen, ref, Chgnet(device, batch_size, relax_steps, fmax))
+        summary = _run(chgnet_energy_emd, gen, ref,
+                       Chgnet(device, batch_size, relax_steps, fmax, max_atoms=max_atoms))
         rows = [("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
                 ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
                 ("model", f"chgnet {summary['energy_model']['version']} (total energy per atom)")]
@@ -318,16 +340,18 @@ def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, wei
         _print_errors(summary["errors"], "left out")
     else:
         _only_for_model("chgnet", "relax_steps", "fmax")
-        features = _features(weights, device, batch_size, no_cache, exact_graph)
+        features = _features(weights, device, batch_size, no_cache, exact_graph, max_atoms)
         gen_stats, ref_stats = _run(feature_pair, gen, ref, features)
+        left_out = labelled_errors(gen_stats.left_out, ref_stats.left_out)
         summary = {"energy_emd": _run(energy_emd, gen_stats, ref_stats, features),
                    "n_gen": gen_stats.n, "n_ref": ref_stats.n,
-                   "extractor": gen_stats.extractor.as_dict()}
+                   "extractor": gen_stats.extractor.as_dict(),
+                   "n_not_embedded": len(left_out), "not_embedded": left_out}
         _table([("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
                 ("generated / reference", f"{gen_stats.n} / {ref_stats.n}"),
                 ("extractor", str(gen_stats.extractor))])
-    if json_path:
-        write_json(json_path, summary, overwrite)
+        _print_errors(left_out, "not embedded")
+    _write_outputs(overwrite, (json_path, write_json, summary))
 
 
 def _only_for_model(model: str, *names: str) -> None:
@@ -345,12 +369,18 @@ def _only_for_model(model: str, *names: str) -> None:
               type=click.Path(dir_okay=False, path_type=Path), help="Statistics file to write (.npz).")
 @_overwrite
 @_extractor_options
-def stats_command(path, output, overwrite, weights, device, batch_size, no_cache, exact_graph):
+def stats_command(path, output, overwrite, weights, device, batch_size, no_cache, exact_graph,
+                  max_atoms):
     """Embed PATH once and save what FAD, KID and the EMDs need, to compare against later."""
-    _check_outputs(overwrite, output)
-    stats = _run(_features(weights, device, batch_size, no_cache, exact_graph), path)
+    _check_outputs(overwrite, {"--output": output}, path)
+    stats = _run(_features(weights, device, batch_size, no_cache, exact_graph, max_atoms), path)
     _print_errors([e.as_dict() for e in stats.errors])
-    stats.save(output, overwrite)
+    _print_errors([e.as_dict() for e in stats.left_out], "not embedded")
+    if stats.n < 2:
+        raise click.ClickException(
+            f"{path} has {stats.n} usable structure{'' if stats.n == 1 else 's'}: a statistics "
+            "file needs at least 2 for a covariance (thousands for a meaningful FAD)")
+    _write_outputs(overwrite, (output, stats.save))
     click.echo(f"{stats.n} structures, {stats.extractor} -> {output}")
 
 
@@ -364,24 +394,23 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
 @_overwrite
 @_extractor_options
 def evaluate_command(gen, ref, json_path, per_structure, report_dir, overwrite, weights, device,
-                     batch_size, no_cache, exact_graph):
+                     batch_size, no_cache, exact_graph, max_atoms):
     """Every metric of GEN against REF in one pass: validity, density, element-count and energy
     EMD, FAD and KID; optionally an HTML report with histograms and the worst structures."""
-    _check_outputs(overwrite, json_path, per_structure, report=report_dir)
+    _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, gen, ref,
+                   report=report_dir)
     evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
-                                                    exact_graph))
+                                                    exact_graph, max_atoms))
     summary = evaluation.summary
     click.echo(f"evaluation of {gen} against {ref}")
     _table(evaluation_rows(summary, evaluation.validity))
     _print_errors(summary["read_errors"])
-    if json_path:
-        write_json(json_path, summary, overwrite)
-    if per_structure:
-        write_csv(per_structure, _per_structure_rows(evaluation.structures, evaluation.validity,
-                                                     evaluation.features.energies), overwrite)
+    _print_errors(summary["not_embedded"], "not embedded")
+    rows = _per_structure_rows(evaluation.structures, evaluation.validity, evaluation.energies)
+    _write_outputs(overwrite, (json_path, write_json, summary), (per_structure, write_csv, rows),
+                   (report_dir, write_report, evaluation, (str(gen), str(ref))))
     if report_dir:
-        page = write_report(report_dir, evaluation, (str(gen), str(ref)), overwrite)
-        click.echo(f"report -> {page}")
+        click.echo(f"report -> {report_dir / 'index.html'}")
 
 
 @main.command("weights")
@@ -411,25 +440,57 @@ def weights_command(fetch):
 
 
 def _run(function, *args, **kwargs):
-    """Call `function`, turning a CrystalMetricsError into a one-line error (exit 1)."""
+    """Call `function`, turning a CrystalMetricsError into a one-line error (exit 1), after the
+    records of the structures that could not be used, if it names them."""
     try:
         return function(*args, **kwargs)
+    except TooFewStructuresError as exc:
+        for what, records in exc.records.items():
+            _print_errors(records, what)
+        raise click.ClickException(str(exc)) from None
     except CrystalMetricsError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _check_outputs(overwrite: bool, *paths, report: Path | None = None) -> None:
-    """Usage error before any work if an output exists (without --overwrite) or cannot be made."""
+class _UsageProblem(click.ClickException):
+    """An output that cannot be written or an option that cannot work, found before any work:
+    one sentence, exit 2."""
+
+    exit_code = 2
+
+
+def _check_outputs(overwrite: bool, outputs: dict[str, Path | None], *inputs: Path,
+                   report: Path | None = None) -> None:
+    """Exit 2 with one sentence before any work if an output (option: path) exists without
+    --overwrite, cannot be written, or names the same file as another output or an input."""
+    files = [(option, path) for option, path in outputs.items() if path is not None]
+    pages = [("--report", path) for path in report_paths(report)] if report is not None else []
     try:
-        for path in paths:
-            if path is not None:
-                check_writable(path, overwrite)
+        check_distinct(files + pages, inputs)
+        for _, path in files:
+            check_writable(path, overwrite)
         if report is not None:
             check_report_writable(report, overwrite)
-    except OutputExistsError as exc:
-        raise click.UsageError(str(exc)) from None
     except CrystalMetricsError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise _UsageProblem(str(exc)) from None
+
+
+def _write_outputs(overwrite: bool, *outputs) -> None:
+    """Write each output given as (path, function, *args), calling `function(path, *args,
+    overwrite)`; a path of None is skipped. A write that fails is named with its reason and the
+    others are still written; then exit 1."""
+    failed = []
+    for path, function, *args in outputs:
+        if path is None:
+            continue
+        try:
+            function(path, *args, overwrite)
+        except (CrystalMetricsError, OSError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed.append(str(path))
+    if failed:
+        raise click.ClickException(f"could not write {', '.join(failed)} (reason above); the "
+                                   "other results were written")
 
 
 def _read(path: Path, strict: bool, workers: int | None) -> StructureSet:

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from .api import labelled_errors
+from .api import labelled_errors, named_errors
 from .crystal import Crystal
-from .errors import CrystalMetricsError, MissingExtraError
+from .device import resolve_device
+from .errors import CrystalMetricsError, MissingExtraError, TooFewStructuresError
+from .features.embedding import MAX_ATOMS, split_by_size
 from .io import ReadError, read_structures
 from .metrics.distribution import emd
+from .progress import progress
 from .scoring import is_statistics_file
 
 MODEL_VERSION = "0.3.0"
@@ -68,12 +70,15 @@ class Chgnet:
         relax_steps: at most this many FIRE steps (positions and cell) before the energy; 0: none.
         fmax: a relaxation stops early once every force is below this, eV/Å.
         progress: show progress bars (default: on a terminal).
+        max_atoms: structures with more atoms are left out and listed (CHGNet needs about
+            2.3 GB of memory per 1,000 atoms); None: no limit.
     """
 
     def __init__(self, device: str | None = None, batch_size: int = 32, relax_steps: int = 0,
-                 fmax: float = 0.1, progress: bool | None = None):
+                 fmax: float = 0.1, progress: bool | None = None,
+                 max_atoms: int | None = MAX_ATOMS):
         self.device, self.batch_size, self.progress = device, batch_size, progress
-        self.relax_steps, self.fmax = relax_steps, fmax
+        self.relax_steps, self.fmax, self.max_atoms = relax_steps, fmax, max_atoms
 
     @cached_property
     def model(self):
@@ -83,8 +88,9 @@ class Chgnet:
         except ImportError:
             raise MissingExtraError("CHGNet is not installed: pip install 'crystal-metrics[mlip]'"
                                     ) from None
+        device = str(resolve_device(self.device))
         with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints its size even so
-            return CHGNet.load(model_name=MODEL_VERSION, use_device=self.device, verbose=False)
+            return CHGNet.load(model_name=MODEL_VERSION, use_device=device, verbose=False)
 
     @cached_property
     def _optimizer(self):
@@ -92,12 +98,9 @@ class Chgnet:
         from chgnet.model import StructOptimizer
 
         with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints its device
-            return StructOptimizer(model, optimizer_class="FIRE", use_device=self.device,
+            return StructOptimizer(model, optimizer_class="FIRE",
+                                   use_device=str(resolve_device(self.device)),
                                    on_isolated_atoms="error")
-
-    def _bar(self, iterable=None, **kwargs) -> tqdm:
-        return tqdm(iterable, unit="struct", leave=False,
-                    disable=None if self.progress is None else not self.progress, **kwargs)
 
     def energies(self, crystals: list[Crystal]) -> tuple[np.ndarray, dict[int, str]]:
         """Energy per atom (eV/atom) of each crystal, shape (n,), NaN where CHGNet fails, and
@@ -110,7 +113,7 @@ class Chgnet:
                 failures[i] = _reason("CHGNet graph failed", exc)
         done = [i for i in range(len(crystals)) if i not in failures]
         energies = np.full(len(crystals), np.nan)
-        with self._bar(total=len(graphs), desc="energies (chgnet)") as bar:
+        with progress(len(graphs), "energies (chgnet)", "struct", self.progress) as bar:
             for start in range(0, len(graphs), self.batch_size):
                 batch = graphs[start:start + self.batch_size]
                 with warnings.catch_warnings():  # CHGNet's own use of torch.tensor warns
@@ -138,21 +141,26 @@ class Chgnet:
                                       "needs the structures")
         structures = read_structures(source, progress=self.progress)
         if not len(structures):
-            raise CrystalMetricsError(f"no readable structures in {source}")
+            raise TooFewStructuresError(f"no readable structures in {source}",
+                                        {"unreadable": [e.as_dict() for e in structures.errors]})
+        structures, too_large = split_by_size(
+            structures, self.max_atoms, "CHGNet needs about 2.3 GB of memory per 1,000 atoms")
         crystals, failures = list(structures.crystals), {}
         rmsd = np.full(len(crystals), np.nan)
         if self.relax_steps:
             _ = self._optimizer  # a missing extra is an error, not a failed structure
-            for i in self._bar(range(len(crystals)), desc="relaxing (chgnet)"):
-                try:
-                    crystals[i], rmsd[i] = self.relax(crystals[i])
-                except Exception as exc:  # noqa: BLE001 - CHGNet or ASE on an unusable structure
-                    failures[i] = _reason("CHGNet relaxation failed", exc)
+            with progress(len(crystals), "relaxing (chgnet)", "struct", self.progress) as bar:
+                for i in range(len(crystals)):
+                    try:
+                        crystals[i], rmsd[i] = self.relax(crystals[i])
+                    except Exception as exc:  # noqa: BLE001 - CHGNet or ASE on an unusable one
+                        failures[i] = _reason("CHGNet relaxation failed", exc)
+                    bar.update()
         energies, energy_failures = self.energies(crystals)
         failures = {**energy_failures, **failures}
         keep = [i for i in range(len(crystals)) if i not in failures]
-        errors = list(structures.errors) + [ReadError(structures.names[i], reason)
-                                            for i, reason in sorted(failures.items())]
+        errors = list(structures.errors) + too_large + [
+            ReadError(structures.names[i], reason) for i, reason in sorted(failures.items())]
         return EnergySet([structures.names[i] for i in keep], energies[keep],
                          rmsd[keep] if self.relax_steps else None, errors)
 
@@ -165,8 +173,10 @@ def chgnet_energy_emd(gen, ref, model: Chgnet | None = None) -> dict:
     gen_set, ref_set = model(gen), model(ref)
     for label, energies in (("GEN", gen_set), ("REF", ref_set)):
         if not len(energies.energies):
-            raise CrystalMetricsError(f"CHGNet failed on every structure of {label} "
-                                      f"({energies.errors[-1].reason})")
+            raise TooFewStructuresError(
+                f"CHGNet gave no energy for any structure of {label} (last reason: "
+                f"{energies.errors[-1].reason})",
+                {"left out": named_errors(label.lower(), energies.errors)})
     errors = labelled_errors(gen_set.errors, ref_set.errors)
     summary = {"energy_emd": emd(gen_set.energies, ref_set.energies),
                "n_gen": len(gen_set.energies), "n_ref": len(ref_set.energies),

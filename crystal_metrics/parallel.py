@@ -5,7 +5,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
-from tqdm.auto import tqdm
+from .progress import progress as progress_display
 
 #: Chunks per worker: enough to balance uneven items, few enough to keep the overhead small.
 CHUNKS_PER_WORKER = 8
@@ -22,13 +22,11 @@ def parallel_map(function, items: list, *, workers: int | None = None, min_items
     CPUs) when there are at least `min_items` items, else in this process.
 
     `function` must be picklable (defined at module level). Items are dealt round-robin into
-    chunks so that costly items end up spread over the workers. `progress`: show a bar (default:
-    only on a terminal).
+    chunks so that costly items end up spread over the workers. `progress`: see
+    `progress.progress` (default: a bar on a terminal, plain periodic lines otherwise).
     """
     workers = workers or usable_cpus()
-    bar = tqdm(total=len(items), desc=desc, unit=unit, leave=False,
-               disable=None if progress is None else not progress)
-    with bar:
+    with progress_display(len(items), desc, unit, progress) as bar:
         if workers < 2 or len(items) < max(min_items, 2):
             results = []
             for item in items:

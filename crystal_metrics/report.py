@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CrystalMetricsError
+from .errors import OutputError
 from .io import atomic_write_bytes, atomic_write_text, check_writable
 from .metrics.validity import MIN_DISTANCE
 from .scoring import Evaluation
@@ -36,17 +36,19 @@ def report_paths(directory) -> list[Path]:
 
 
 def check_report_writable(directory, overwrite: bool = False) -> None:
-    """Raise before any work if a report file exists (without `overwrite`) or `directory` cannot
-    be made (its parent folder is missing, or it is a file)."""
+    """Raise before any work if a report file exists (without `overwrite`) or cannot be written,
+    or `directory` cannot be made (its parent folder is missing or read-only, or it is a file)."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise CrystalMetricsError(f"cannot write a report into {directory}: it is a file")
+        raise OutputError(f"cannot write a report into {directory}: it is a file")
     if not directory.parent.is_dir():
-        raise CrystalMetricsError(f"cannot write a report into {directory}: folder "
-                                  f"{directory.parent} does not exist")
+        raise OutputError(f"cannot write a report into {directory}: folder "
+                          f"{directory.parent} does not exist")
     if directory.is_dir():
         for path in report_paths(directory):
             check_writable(path, overwrite)
+    else:  # made when the report is written
+        check_writable(directory, overwrite)
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def worst_structures(evaluation: Evaluation, k: int = WORST) -> dict[str, tuple[
     order; density and formation energy furthest from REF's median in robust z-score.
     """
     names, crystals = evaluation.structures.names, evaluation.structures.crystals
-    result, gen, ref = evaluation.validity, evaluation.features, evaluation.reference
+    result, ref = evaluation.validity, evaluation.reference
 
     def table(order, **columns):
         return tuple(columns), [Outlier(names[i], crystals[i].formula,
@@ -92,8 +94,9 @@ def worst_structures(evaluation: Evaluation, k: int = WORST) -> dict[str, tuple[
             **{"min distance (Å)": lambda i: f"{result.min_distance[i]:.3f}",
                "structurally valid": lambda i: "yes" if result.structural[i] else "no"}),
         f"compositionally invalid (SMACT): {len(invalid)} of {result.n}": table(invalid)}
-    for title, unit, values, reference in (("density", "g/cm³", gen.densities, ref.densities),
-                                           ("formation energy", "eV/atom", gen.energies,
+    for title, unit, values, reference in (("density", "g/cm³", evaluation.densities,
+                                            ref.densities),
+                                           ("formation energy", "eV/atom", evaluation.energies,
                                             ref.energies)):
         z = robust_z(values, reference)
         tables[f"{title} furthest from the reference"] = table(

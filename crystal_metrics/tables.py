@@ -19,12 +19,25 @@ def validity_rows(summary: dict, result: ValidityResult) -> list[tuple[str, str]
 
 
 def feature_rows(summary: dict) -> list[tuple[str, str]]:
-    """FAD, KID, set sizes and the extractor's identity."""
+    """FAD, KID, set sizes (and structures too large to embed, if any) and the extractor."""
     extractor = summary["extractor"]
+    left_out = summary.get("n_not_embedded", 0)
     return [("FAD", f"{summary['fad']:.4f}"),
-            ("KID", f"{summary['kid']:.5f} ± {summary['kid_std']:.5f}"),
+            ("KID", kid_text(summary)),
             ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
+            *([("not embedded (--max-atoms)", str(left_out))] if left_out else []),
             ("extractor", f"{extractor['name']} (sha256 {extractor['sha256']}, {extractor['dim']}-d)")]
+
+
+def kid_text(summary: dict) -> str:
+    """KID ± its spread over subsets, the subset size, and a word on values below zero."""
+    kid, std = summary["kid"], summary["kid_std"]
+    spread = "± n/a (fewer than 4 structures in a set)" if std is None else f"± {std:.5f}"
+    text = f"{kid:.5f} {spread} (subsets of {summary['kid_subset_size']})"
+    if kid < 0:
+        text += "; below 0: no difference detected (the estimate is unbiased, so it scatters " \
+                "around 0 for equal distributions)"
+    return text
 
 
 def evaluation_rows(summary: dict, result: ValidityResult) -> list[tuple[str, str]]:

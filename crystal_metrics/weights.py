@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crystal_metrics.errors import CrystalMetricsError
+from crystal_metrics.progress import notice
+from crystal_metrics.progress import progress as progress_display
 
 ALIGNN_FF_PIP_SPEC = "alignn==2023.1.10"
 ALIGNN_FF_MEMBERS = {
@@ -110,6 +112,9 @@ def fetch_alignn_ff(cache: Path | None = None) -> Path:
         sha256_file(dest / n) == h for n, h in ALIGNN_FF_MEMBERS.items()
     ):
         return dest
+    notice(f"fetching the ALIGNN-FF weights, once: alignn/ff/best_model.pt and config.json of "
+           f"the {ALIGNN_FF_PIP_SPEC} wheel (about 15 MB) from PyPI with 'pip download', into "
+           f"{dest}")
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         cmd = [
             sys.executable, "-m", "pip", "download", ALIGNN_FF_PIP_SPEC,
@@ -149,6 +154,7 @@ def fetch_alignn_ff(cache: Path | None = None) -> Path:
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(staging, dest)
+    notice(f"ALIGNN-FF weights ready in {dest} (sha256 checked)")
     return dest
 
 
@@ -156,13 +162,14 @@ def download_url(
     url: str,
     sha256: str | None = None,
     cache: Path | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     timeout: float = 60.0,
 ) -> Path:
     """Download ``url`` into ``<cache>/downloads`` (reused when present).
 
     The byte count is checked against Content-Length and, when given, the
-    file's sha256 against ``sha256``; a mismatch deletes the file.
+    file's sha256 against ``sha256``; a mismatch deletes the file. ``progress``:
+    see ``crystal_metrics.progress`` (None: a bar on a terminal, else lines).
     """
     folder = (cache or cache_dir()) / "downloads"
     folder.mkdir(parents=True, exist_ok=True)
@@ -176,23 +183,20 @@ def download_url(
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             total = resp.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"download {base}")
+            size = f" ({total / 2**20:.1f} MiB)" if total else ""
+            if progress is not False:
+                notice(f"downloading {url}{size} into {folder}")
             n = 0
-            with open(part, "wb") as out:
+            with open(part, "wb") as out, progress_display(
+                    round(total / 2**20, 1) if total else None, f"download {base}", "MiB",
+                    progress) as bar:
                 while True:
                     block = resp.read(1 << 20)
                     if not block:
                         break
                     out.write(block)
                     n += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
-            if bar is not None:
-                bar.close()
+                    bar.update(len(block) / 2**20)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         part.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
@@ -214,6 +218,14 @@ def download_url(
 _CHK = re.compile(r"checkpoint_(\d+)\.pt$")
 
 
+def _name(default: str, weights_sha256: str, config_sha256: str) -> str:
+    """``alignn-ff`` for the ALIGNN-FF files themselves (both sha256 as published), wherever
+    they come from; else ``default``."""
+    official = (weights_sha256 == ALIGNN_FF_MEMBERS["best_model.pt"]
+                and config_sha256 == ALIGNN_FF_MEMBERS["config.json"])
+    return ALIGNN_FF_NAME if official else default
+
+
 def _from_folder(folder: Path) -> Checkpoint:
     cfg = folder / "config.json"
     if not cfg.is_file():
@@ -229,7 +241,9 @@ def _from_folder(folder: Path) -> Checkpoint:
         if not chks:
             raise WeightsError(f"No best_model.pt or checkpoint_*.pt next to {cfg}.")
         weights = chks[-1][1]
-    return Checkpoint(folder.name, _read_config(cfg), weights, sha256_file(weights), True)
+    sha256 = sha256_file(weights)
+    return Checkpoint(_name(folder.name, sha256, sha256_file(cfg)), _read_config(cfg), weights,
+                      sha256, True)
 
 
 def _from_zip(path: Path, allow_pickle: bool = True) -> Checkpoint:
@@ -242,7 +256,8 @@ def _from_zip(path: Path, allow_pickle: bool = True) -> Checkpoint:
             chks = [n for n in names if ("checkpoint_" in n and "pt" in n) or n.endswith("best_model.pt")]
             if not cfgs or not chks:
                 raise WeightsError(f"{path} holds no config.json and best_model.pt / checkpoint_*.pt.")
-            config = json.loads(z.read(cfgs[-1]))
+            z_config = z.read(cfgs[-1])
+            config = json.loads(z_config)
             dest = (cache_dir() / "extracted") / sha256_file(path)[:16]
             dest.mkdir(parents=True, exist_ok=True)
             target = dest / Path(chks[-1]).name
@@ -255,7 +270,9 @@ def _from_zip(path: Path, allow_pickle: bool = True) -> Checkpoint:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, zipfile.LargeZipFile) as exc:
         raise WeightsError(f"{path} is not a readable checkpoint zip ({exc}).") from None
     name = path.stem.split("-", 1)[-1] if path.parent.name == "downloads" else path.stem
-    return Checkpoint(name, config, target, sha256_file(target), allow_pickle)
+    sha256 = sha256_file(target)
+    name = _name(name, sha256, hashlib.sha256(z_config).hexdigest())
+    return Checkpoint(name, config, target, sha256, allow_pickle)
 
 
 def resolve_checkpoint(weights: None | str | Path = None, sha256: str | None = None) -> Checkpoint:
@@ -288,36 +305,72 @@ def resolve_checkpoint(weights: None | str | Path = None, sha256: str | None = N
     raise WeightsError(f"{path} is neither a checkpoint folder nor a zip file.")
 
 
+def _check_torch_file(path: Path) -> None:
+    """Raise ``WeightsError`` when ``path`` cannot be a torch-saved file: empty, truncated, or
+    neither torch's zip format nor its legacy pickle format (random bytes, an HTML error
+    page...)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise WeightsError(f"Weights file {path} is missing.") from None
+    except OSError as exc:
+        raise WeightsError(f"Cannot read weights file {path}: {exc.strerror}.") from None
+    damaged = f"Weights file {path} is damaged"
+    if size == 0:
+        raise WeightsError(f"{damaged}: it is empty (0 bytes); copy or download it again.")
+    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        raise WeightsError(f"{damaged}: it is truncated ({size} bytes, the end of its zip "
+                           "archive is missing); copy or download it again.")
+    if not head.startswith(b"PK") and head[:1] != b"\x80":  # zip, or a pickle (legacy format)
+        raise WeightsError(f"{damaged}: it is not a PyTorch checkpoint (neither torch's zip nor "
+                           "its legacy format); copy or download it again.")
+
+
 def load_state_dict(ckpt: Checkpoint) -> dict:
-    """Load the tensors of ``ckpt`` on CPU (``{"model": sd}`` is unwrapped)."""
+    """Load the tensors of ``ckpt`` on CPU (``{"model": sd}`` is unwrapped).
+
+    A damaged file is named as such; the text of torch's own error, which may suggest
+    ``weights_only=False``, is never passed on.
+    """
+    import pickle
+
     import torch
 
+    path = ckpt.weights_path
+    _check_torch_file(path)
     try:
-        obj = torch.load(ckpt.weights_path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"Weights file {ckpt.weights_path} is missing.") from None
-    except Exception as exc:  # noqa: BLE001 - torch raises many types
-        if not ckpt.allow_pickle or "weights_only" not in str(exc).lower().replace(" ", "_"):
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # weights_only=True refused a Python object (a legacy training checkpoint pickles
+        # optimiser or trainer state), or the pickle inside is damaged
+        if not ckpt.allow_pickle:
             raise WeightsError(
-                f"Cannot load weights {ckpt.weights_path} ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:200]})."
+                f"Cannot load weights {path}: it holds Python objects besides tensors, which are "
+                "unpickled only from local files or downloads pinned by sha256."
             ) from None
-        # legacy training checkpoints pickle optimiser / trainer objects
         import warnings
 
         warnings.warn(
-            f"{ckpt.weights_path} is not a plain tensor file; unpickling it "
+            f"{path} is not a plain tensor file; unpickling it "
             "(only do this for checkpoints you trust).",
             stacklevel=2,
         )
         try:
-            obj = torch.load(ckpt.weights_path, map_location="cpu", weights_only=False)
+            obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc2:  # noqa: BLE001
             raise WeightsError(
-                f"Cannot load weights {ckpt.weights_path} ({type(exc2).__name__})."
+                f"Weights file {path} is damaged: torch cannot unpickle it "
+                f"({type(exc2).__name__}); copy or download it again."
             ) from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types
+        raise WeightsError(
+            f"Weights file {path} is damaged: torch cannot read it ({type(exc).__name__}); "
+            "copy or download it again."
+        ) from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
-        raise WeightsError(f"{ckpt.weights_path} does not hold an ALIGNN state dict.")
+        raise WeightsError(f"{path} does not hold an ALIGNN state dict.")
     return obj

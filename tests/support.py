@@ -75,3 +75,25 @@ def write_cifs(folder: Path, crystals: dict) -> Path:
     for name, crystal in crystals.items():
         CifWriter(crystal.to_pymatgen()).write_file(folder / f"{name}.cif")
     return folder
+
+
+def simple_cubic_grid(k: int = 22, spacing: float = 2.0, number: int = 6) -> Crystal:
+    """k³ atoms on a simple cubic grid `spacing` Å apart (22³ = 10,648: a large cell)."""
+    grid = np.stack(np.meshgrid(*[np.arange(k)] * 3, indexing="ij"), -1).reshape(-1, 3) / k
+    return Crystal.checked(np.eye(3) * k * spacing, grid, [number] * len(grid))
+
+
+def write_p1_cif(path: Path, crystal: Crystal) -> Path:
+    """A P1 CIF of `crystal` written directly (fast for large cells)."""
+    from pymatgen.core import Element
+
+    a, b, c = np.linalg.norm(crystal.lattice, axis=1)
+    if not np.allclose(crystal.lattice, np.diag([a, b, c])):
+        raise ValueError("write_p1_cif writes orthorhombic cells only")
+    sites = "\n".join(f"{Element.from_Z(int(z)).symbol} {x:.8f} {y:.8f} {w:.8f}"
+                      for z, (x, y, w) in zip(crystal.numbers, crystal.frac_coords))
+    path.write_text(f"data_{path.stem}\n_cell_length_a {a}\n_cell_length_b {b}\n_cell_length_c {c}\n"
+                    "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+                    "_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_type_symbol\n"
+                    "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n" + sites + "\n")
+    return path

@@ -125,3 +125,29 @@ def test_unwrapped_coordinates_give_the_same_bonds(shell_tol):
     wrapped = knn_edges(s.lattice.matrix, s.frac_coords, shell_tol=shell_tol)[:3]
     unwrapped = knn_edges(s.lattice.matrix, s.frac_coords + shifts, shell_tol=shell_tol)[:3]
     assert _same_multigraph(*wrapped, *unwrapped)
+
+
+def test_neighbour_search_in_small_groups_of_centres_is_bit_for_bit_the_same(monkeypatch):
+    from crystal_metrics.alignn import graph
+
+    structures = load_fixture(30)
+    cases = [(s.lattice.matrix, s.frac_coords, tol, canon) for s in structures
+             for tol, canon in ((0.0, False), (1e-3, False), (0.0, True))]
+    whole = [knn_edges(lat, frac, use_canonize=canon, shell_tol=tol)
+             for lat, frac, tol, canon in cases]
+    monkeypatch.setattr(graph, "_MAX_PAIRS_PER_CHUNK", 40)  # a few centres per group
+    for (lat, frac, tol, canon), expected in zip(cases, whole):
+        for a, b in zip(knn_edges(lat, frac, use_canonize=canon, shell_tol=tol), expected):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_graph_of_a_10648_atom_cell():
+    # simple cubic, 2 Å: the 12th neighbour lies in the second shell (12 at 2.83 Å), so each
+    # atom keeps 6 + 12 neighbours; merged, each directed edge appears once
+    grid = np.stack(np.meshgrid(*[np.arange(22)] * 3, indexing="ij"), -1).reshape(-1, 3) / 22
+    u, v, r, mult = knn_edges(np.eye(3) * 44.0, grid, shell_tol=1e-3, merge_duplicates=True)
+    assert len(grid) == 10648 and len(u) == 10648 * 18 and (mult == 2).all()
+    np.testing.assert_array_equal(np.bincount(u, minlength=len(grid)), 18)
+    np.testing.assert_array_equal(np.bincount(v, minlength=len(grid)), 18)
+    d = np.sort(np.linalg.norm(r, axis=1))
+    assert np.allclose(d[:10648 * 6], 2.0) and np.allclose(d[10648 * 6:], 2 * 2 ** 0.5)

@@ -102,7 +102,7 @@ def test_corrupt_weights_file(tmp_path):
     shutil.copytree(CLASSIC, folder)
     data = (folder / "best_model.pt").read_bytes()
     (folder / "best_model.pt").write_bytes(data[:1000])
-    with pytest.raises(W.WeightsError, match="Cannot load weights"):
+    with pytest.raises(W.WeightsError, match="best_model.pt is damaged: it is truncated"):
         load_extractor(folder, device="cpu")
 
 
@@ -217,3 +217,88 @@ def test_bad_structures_raise_structure_error():
     disordered = Structure(Lattice.cubic(4.0), [{"Fe": 0.5, "Ni": 0.5}], [[0, 0, 0]])
     with pytest.raises(StructureError, match="partial occupancies"):
         ext.embed([disordered])
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "it is empty [(]0 bytes[)]"),
+    (bytes(range(7, 256)) * 20, "it is not a PyTorch checkpoint"),
+    (b"PK\x03\x04" + bytes(range(256)) * 4, "it is truncated"),
+])
+@pytest.mark.parametrize("how", ["folder", "zip"])
+def test_a_damaged_checkpoint_is_named_and_no_unsafe_load_is_suggested(tmp_path, content, problem,
+                                                                        how):
+    from click.testing import CliRunner
+
+    from crystal_metrics.cli import main
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(CLASSIC, folder)
+    (folder / "best_model.pt").write_bytes(content)
+    weights = folder if how == "folder" else _zip_folder(folder, tmp_path / "damaged.zip")
+    with pytest.raises(W.WeightsError, match=f"best_model.pt is damaged: {problem}"):
+        load_extractor(weights, device="cpu")
+    result = CliRunner().invoke(main, ["fad", str(DATA.parents[2] / "examples" / "mp20_test"),
+                                       str(DATA.parents[2] / "examples" / "mp20_val_sample.csv"),
+                                       "--weights", str(weights), "--no-cache"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "is damaged" in result.output and "weights_only" not in result.output
+    assert "copy or download it again" in result.output
+
+
+def test_a_pickled_checkpoint_from_an_unpinned_source_is_refused_without_unsafe_advice(tmp_path):
+    import argparse
+
+    sd = torch.load(CLASSIC / "best_model.pt", weights_only=True)
+    torch.save({"model": sd, "args": argparse.Namespace(epochs=3)}, tmp_path / "best_model.pt")
+    ckpt = W.Checkpoint("x", {}, tmp_path / "best_model.pt", "0" * 64, allow_pickle=False)
+    with pytest.raises(W.WeightsError) as caught:
+        W.load_state_dict(ckpt)
+    assert "holds Python objects besides tensors" in str(caught.value)
+    assert "weights_only" not in str(caught.value)
+
+
+def test_cuda_on_a_cpu_only_torch_is_one_sentence(monkeypatch):
+    from click.testing import CliRunner
+
+    from crystal_metrics.cli import main
+    from crystal_metrics.device import DeviceError, resolve_device
+
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: False)  # as in a CPU build
+    with pytest.raises(DeviceError, match="is built without CUDA; use cpu"):
+        load_extractor(CLASSIC, device="cuda")
+    result = CliRunner().invoke(main, ["fad", "no_such_gen", "no_such_ref", "--device", "cuda"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output == (f"Error: --device: device 'cuda': this torch ({torch.__version__}) "
+                             "is built without CUDA; use cpu, or install a CUDA build of torch\n")
+    with pytest.raises(DeviceError, match="unknown torch device 'gpu'"):
+        resolve_device("gpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_the_same_weights_from_another_source_are_accepted_with_a_statistics_file(tmp_path):
+    from click.testing import CliRunner
+
+    from crystal_metrics.cli import main
+
+    examples = DATA.parents[2] / "examples"
+    run = CliRunner().invoke
+    result = run(main, ["stats", str(examples / "mp20_val_sample.csv"), "-o",
+                        str(tmp_path / "ref.npz"), "--weights", str(CLASSIC)])
+    assert result.exit_code == 0, result.output
+    copy = _zip_folder(CLASSIC, tmp_path / "my-copy-of-the-weights.zip")  # another name
+    result = run(main, ["fad", str(examples / "mp20_test"), str(tmp_path / "ref.npz"),
+                        "--weights", str(copy)])
+    assert result.exit_code == 0 and "different extractors" not in result.output
+
+
+def test_the_alignn_ff_files_are_named_alignn_ff_wherever_they_come_from(tmp_path, monkeypatch):
+    # stand-ins for the published hashes: the small test checkpoint plays ALIGNN-FF
+    monkeypatch.setitem(W.ALIGNN_FF_MEMBERS, "best_model.pt", W.sha256_file(CLASSIC / "best_model.pt"))
+    monkeypatch.setitem(W.ALIGNN_FF_MEMBERS, "config.json", W.sha256_file(CLASSIC / "config.json"))
+    folder = tmp_path / "copied"
+    shutil.copytree(CLASSIC, folder)
+    assert W.resolve_checkpoint(folder).name == W.ALIGNN_FF_NAME
+    assert W.resolve_checkpoint(_zip_folder(folder, tmp_path / "ff.zip")).name == W.ALIGNN_FF_NAME
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "cutoff": 6.0}))  # not the same model
+    assert W.resolve_checkpoint(folder).name == "copied"

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -88,3 +89,79 @@ def test_usage_errors_exit_2(tmp_path):
     assert run("validity", MP20_DIR, "--bogus").exit_code == 2
     result = run("validity", MP20_DIR, "--json", tmp_path / "missing_dir" / "v.json")
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def _no_work(monkeypatch):
+    """Reading a structure set fails the test: the command must stop before any work."""
+    import crystal_metrics.cli
+
+    monkeypatch.setattr(crystal_metrics.cli, "read_structures",
+                        lambda *a, **k: pytest.fail("structures were read"))
+
+
+@pytest.mark.parametrize("option", ["--json", "--per-structure"])
+def test_read_only_output_folder_exits_2_before_any_work(read_only_dir, monkeypatch, option):
+    _no_work(monkeypatch)
+    out = read_only_dir / "out.json"
+    result = run("validity", MP20_DIR, option, out)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    assert result.output == f"Error: cannot write {out}: {reason} in {read_only_dir}\n"
+    assert list(read_only_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--json", "{t}/same", "--per-structure", "{t}/same"],
+     "--per-structure {t}/same is also the file of --json"),
+    (["--json", "{t}/./x/../same", "--per-structure", "{t}/same"],
+     "--per-structure {t}/same is also the file of --json"),
+    (["--per-structure", str(VAL_CSV), "--overwrite"], f"--per-structure {VAL_CSV} is also input"),
+])
+def test_two_outputs_or_an_input_naming_the_same_file_exit_2(tmp_path, monkeypatch, args, message):
+    _no_work(monkeypatch)
+    (tmp_path / "x").mkdir()
+    before = VAL_CSV.read_bytes()
+    result = run("validity", VAL_CSV, *[a.format(t=tmp_path) for a in args])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("Error: " + message.format(t=tmp_path))
+    assert result.output.endswith(": give every output its own file\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"] and VAL_CSV.read_bytes() == before
+
+
+def test_a_write_failing_at_the_end_is_named_and_the_others_are_kept(tmp_path, read_only_dir,
+                                                                      monkeypatch):
+    import crystal_metrics.cli
+
+    # the folder becomes read-only after the check (as a full disk or a lost mount would)
+    monkeypatch.setattr(crystal_metrics.cli, "check_writable", lambda *a, **k: None)
+    out, table = tmp_path / "v.json", read_only_dir / "v.csv"
+    result = run("validity", MP20_DIR, "--per-structure", table, "--json", out)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    assert f"error: cannot write {table}: {reason} in {read_only_dir}\n" in result.output
+    assert result.output.endswith(f"Error: could not write {table} (reason above); the other "
+                                  "results were written\n")
+    assert "overall        0.9750  (39/40)" in result.output
+    assert json.loads(out.read_text())["n_valid"] == 39 and not table.exists()
+
+
+def test_an_unreadable_file_is_an_error_record_in_the_json(tmp_path, make_unreadable):
+    import shutil
+
+    shutil.copytree(MP20_DIR, tmp_path / "gen")
+    locked = make_unreadable(min((tmp_path / "gen").glob("*.cif")))
+    result = run("validity", tmp_path / "gen", "--json", tmp_path / "v.json")
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert f"unreadable {locked.stem}: cannot read the file: Permission denied" in result.output
+    data = json.loads((tmp_path / "v.json").read_text())
+    assert data["n_structures"] == 39 and data["read_errors"] == [
+        {"name": locked.stem, "reason": "cannot read the file: Permission denied"}]
+
+
+def test_a_symbolic_link_loop_as_path_is_named(tmp_path):
+    (tmp_path / "loop").symlink_to("loop")
+    result = run("validity", tmp_path / "loop")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.endswith(
+        f"  unreadable {tmp_path / 'loop'}: symbolic link loop (the link leads back to itself)\n"
+        f"Error: no readable structures in {tmp_path / 'loop'}\n")

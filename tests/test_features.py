@@ -97,3 +97,36 @@ def test_structure_hash_distinguishes_structures():
     assert structure_hash(nacl) == structure_hash(rock_salt())
     assert structure_hash(nacl) != structure_hash(rock_salt(5.65))
     assert structure_hash(nacl) != structure_hash(TRANSFORMS["permutation"](nacl))
+
+
+def test_same_weights_under_another_name_are_the_same_extractor():
+    renamed = ExtractorId("a-folder-name", "ab" * 32, 4)  # e.g. the default weights as a folder
+    _stats().check_same_extractor(_stats(1, extractor=renamed))
+
+
+@pytest.mark.parametrize("cut, message", [
+    (0.5, "is truncated [(][0-9]+ bytes; the end of the file is missing[)]"),
+    (0.0, "is empty [(]0 bytes[)]"),
+])
+def test_a_truncated_statistics_file_is_named_as_truncated(tmp_path, cut, message):
+    path = tmp_path / "s.npz"
+    _stats().save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(CrystalMetricsError, match=f"s.npz {message}"):
+        FeatureStatistics.load(path)
+
+
+def test_a_statistics_file_with_a_damaged_member_is_named_as_damaged(tmp_path):
+    path = tmp_path / "s.npz"
+    _stats().save(path)
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("features.npy")
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)  # local header: 30 B
+    data[start + info.compress_size // 2] ^= 0xFF  # one flipped byte inside the latents
+    path.write_bytes(bytes(data))
+    with pytest.raises(CrystalMetricsError, match=r"s.npz is damaged \(member features.npy "):
+        FeatureStatistics.load(path)

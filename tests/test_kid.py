@@ -22,20 +22,32 @@ def test_unbiased_mmd2_matches_the_definition():
     assert unbiased_mmd2(x, y) == pytest.approx(_brute_force_mmd2(x, y), rel=1e-12)
 
 
-def test_one_full_subset_equals_the_whole_set_estimate():
+def test_subsets_are_half_the_smaller_set_below_twice_the_subset_size():
+    # 40 and 60 structures: subsets of 20 (not 40, which would be the whole smaller set every
+    # time and give a spread of exactly 0, as it did)
     rng = np.random.default_rng(1)
-    x, y = rng.normal(size=(40, 5)), rng.normal(size=(40, 5))
-    mean, std = kernel_distance(x, y, n_subsets=1, subset_size=40)
-    assert mean == pytest.approx(unbiased_mmd2(x, y), rel=1e-12) and std == 0.0
+    x, y = rng.normal(size=(40, 5)), rng.normal(size=(60, 5))
+    mean, std, m = kernel_distance(x, y, n_subsets=5, seed=3)
+    draw = np.random.default_rng(3)
+    expected = [unbiased_mmd2(x[draw.choice(40, 20, replace=False)],
+                              y[draw.choice(60, 20, replace=False)]) for _ in range(5)]
+    assert m == 20 and mean == pytest.approx(np.mean(expected), rel=1e-12)
+    assert std == pytest.approx(np.std(expected), rel=1e-12) and std > 0
 
 
-def test_same_distribution_near_zero_shifted_distribution_positive():
-    rng = np.random.default_rng(2)
-    a, b = rng.normal(size=(600, 16)), rng.normal(size=(600, 16))
-    same, same_std = kernel_distance(a, b, n_subsets=20, subset_size=300)
-    shifted, _ = kernel_distance(a, b + 0.5, n_subsets=20, subset_size=300)
-    assert abs(same) < 3 * same_std + 1e-3
-    assert shifted > 10 * max(abs(same), same_std)
+def test_large_sets_use_subsets_of_1000_as_the_reference_implementations():
+    rng = np.random.default_rng(4)
+    _, std, m = kernel_distance(rng.normal(size=(2000, 3)), rng.normal(size=(2500, 3)),
+                                n_subsets=2)
+    assert m == 1000 and std > 0
+
+
+def test_below_4_structures_there_is_no_spread_to_report():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    mean, std, m = kernel_distance(x, y, n_subsets=3)
+    assert (m, std) == (3, None)
+    assert mean == pytest.approx(unbiased_mmd2(x, y), rel=1e-12)  # the whole sets, reordered
 
 
 @pytest.mark.parametrize("a, b", [(np.zeros((5, 3)), np.zeros((5, 4))), (np.zeros((1, 3)), np.zeros((5, 3)))])

@@ -107,9 +107,15 @@ def test_best_of_k_by_manifest_id(tmp_path):
     assert lines[0].split(",") == list(MATCH_COLUMNS) and len(lines) == 7
     assert f"cscl_1,cscl,True,True,{SHIFT_RMS:.6g}," in lines
 
-    (gen / "kcl_1.cif").unlink()
-    result = run("match", gen, ref)
-    assert result.exit_code == 1 and "manifest.csv lists kcl_1, missing from GEN" in result.output
+    # a listed sample without its file is an unmatched read error; an unlisted file a stray
+    (gen / "kcl_1.cif").rename(gen / "old_sample.cif")
+    result = run("match", gen, ref, "--json", tmp_path / "m2.json")
+    assert result.exit_code == 0, result.output
+    assert "unreadable gen:kcl_1: listed in manifest.csv, but there is no file" in result.output
+    assert (f"warning: {gen}: 1 structure file(s) not listed in manifest.csv are left out "
+            "(old_sample.cif)") in result.output
+    data = json.loads((tmp_path / "m2.json").read_text())
+    assert (data["n_gen"], data["n_matched"], data["k"], data["n_read_errors"]) == (5, 2, 2, 1)
 
 
 def test_pairing_by_name_without_manifest(tmp_path):

@@ -87,7 +87,7 @@ def test_energy_emd_and_failed_structures(chgnet, nacl):
     assert (summary["n_gen"], summary["n_ref"], summary["n_errors"]) == (2, 1, 1)
     assert summary["errors"][0]["name"] == "gen:2" and "isolated" in summary["errors"][0]["reason"]
     assert summary["energy_model"]["name"] == "chgnet"
-    with pytest.raises(CrystalMetricsError, match="CHGNet failed on every structure of GEN"):
+    with pytest.raises(CrystalMetricsError, match="CHGNet gave no energy for any structure of GEN"):
         chgnet_energy_emd([ISOLATED], [nacl], chgnet)
 
 
@@ -136,3 +136,16 @@ def test_missing_chgnet_names_the_extra(monkeypatch):
     assert "Error: CHGNet is not installed: pip install 'crystal-metrics[mlip]'" in result.output
     with pytest.raises(MissingExtraError):
         Chgnet().energies([ISOLATED])
+
+
+def test_structures_above_max_atoms_are_left_out_and_named(nacl):
+    pytest.importorskip("chgnet")
+    small = Crystal.checked(np.eye(3) * 4.0, [[0, 0, 0], [0.5, 0.5, 0.5]], [11, 17])
+    summary = chgnet_energy_emd([nacl, small, rotate(small)], [small, nacl],
+                                Chgnet(device="cpu", progress=False, max_atoms=2))
+    assert (summary["n_gen"], summary["n_ref"]) == (2, 1)
+    assert [e["name"] for e in summary["errors"]] == ["gen:0", "ref:1"]
+    assert summary["errors"][0]["reason"] == (
+        "8 atoms, more than --max-atoms 2: left out (CHGNet needs about 2.3 GB of memory per "
+        "1,000 atoms; raise --max-atoms to include it)")
+    assert summary["energy_emd"] == pytest.approx(0, abs=2e-5)

@@ -98,7 +98,7 @@ def test_mixed_folder(tmp_path, nacl):
     shutil.copy(FIRST_CIF, tmp_path / "one.cif")
     shutil.copy(VAL_CSV, tmp_path / "val.csv")
     write(tmp_path / "x.extxyz", nacl.to_pymatgen().to_ase_atoms(), format="extxyz")
-    pd.DataFrame({"name": ["a"], "seed": [1]}).to_csv(tmp_path / "manifest.csv", index=False)
+    pd.DataFrame({"label": ["a"], "seed": [1]}).to_csv(tmp_path / "notes.csv", index=False)
     result = read_structures(tmp_path)
     assert not result.errors and len(result) == 42
     assert result.names[0] == "one" and result.names[1].startswith("val:mp-")
@@ -194,3 +194,94 @@ def test_sites_named_by_label_only(tmp_path):
     (crystal,) = read_structures(tmp_path / "labels.cif").crystals
     (reference,) = read_structures(FIRST_CIF).crystals
     _same_crystal(crystal, reference, atol=0)
+
+
+def test_an_unreadable_file_is_a_record_and_the_rest_is_read(tmp_path, make_unreadable):
+    shutil.copytree(MP20_DIR, tmp_path / "gen")
+    locked = make_unreadable(tmp_path / "gen" / FIRST_CIF.name)
+    result = read_structures(tmp_path / "gen")
+    assert len(result) == 39 and [e.as_dict() for e in result.errors] == [
+        {"name": locked.stem, "reason": "cannot read the file: Permission denied"}]
+
+
+@pytest.mark.parametrize("link, reason", [
+    ("loop", "symbolic link loop (the link leads back to itself)"),
+    ("dangling", "broken symbolic link (to nowhere.cif, which does not exist)"),
+])
+def test_a_bad_symbolic_link_is_named_for_what_it_is(tmp_path, link, reason):
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    shutil.copy(FIRST_CIF, folder / "good.cif")
+    (folder / "bad.cif").symlink_to("bad.cif" if link == "loop" else "nowhere.cif")
+    result = read_structures(folder / "bad.cif")  # as PATH
+    assert len(result) == 0 and [e.as_dict() for e in result.errors] == [
+        {"name": str(folder / "bad.cif"), "reason": reason}]
+    result = read_structures(folder)  # inside a folder
+    assert result.names == ["good"] and [e.as_dict() for e in result.errors] == [
+        {"name": "bad", "reason": reason}]
+
+
+def test_a_sample_folder_gives_what_its_manifest_lists_and_warns_about_strays(tmp_path):
+    folder = tmp_path / "samples"
+    shutil.copytree(MP20_DIR, folder)
+    names = sorted(p.stem for p in MP20_DIR.glob("*.cif"))
+    listed = names[:5] + ["lost_sample"]  # e.g. an earlier run's CIFs left beside 5 new ones
+    pd.DataFrame({"name": listed, "composition": "x", "source_id": "", "seed": 0}).to_csv(
+        folder / "manifest.csv", index=False)
+    with pytest.warns(reading.ManifestWarning) as caught:
+        result = read_structures(folder)
+    assert result.names == names[:5]
+    assert [e.as_dict() for e in result.errors] == [{"name": "lost_sample", "reason": (
+        "listed in manifest.csv, but there is no file for it in the folder")}]
+    assert len(caught) == 1 and str(caught[0].message) == (
+        f"{folder}: 35 structure file(s) not listed in manifest.csv are left out "
+        f"({', '.join(n + '.cif' for n in names[5:10])}, ...)")
+
+
+def test_a_manifest_without_a_name_column_or_unreadable_changes_nothing(tmp_path, make_unreadable):
+    folder = tmp_path / "samples"
+    shutil.copytree(MP20_DIR, folder)
+    (folder / "manifest.csv").write_text("composition,seed\nLiFeO2,0\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(read_structures(folder)) == 40
+    (folder / "manifest.csv").write_text("name,seed\nx,0\n")
+    make_unreadable(folder / "manifest.csv")
+    with pytest.warns(reading.ManifestWarning, match="manifest.csv .*every structure file"):
+        assert len(read_structures(folder)) == 40
+
+
+ANGLE_RANGE = "a cell angle must lie between 0 and 180 degrees"
+
+
+@pytest.mark.parametrize("symmetrised", [False, True])
+@pytest.mark.parametrize("tag, value, reason", [
+    ("_cell_length_a", "-5.64", "_cell_length_a is -5.64: a cell length must be positive"),
+    ("_cell_length_c", "0", "_cell_length_c is 0: a cell length must be positive"),
+    ("_cell_angle_beta", "-90", f"_cell_angle_beta is -90: {ANGLE_RANGE}"),
+    ("_cell_angle_gamma", "180.0", f"_cell_angle_gamma is 180.0: {ANGLE_RANGE}"),
+])
+def test_cell_parameters_outside_the_cif_ranges_are_read_errors(tmp_path, symmetrised, tag,
+                                                                  value, reason):
+    # gemmi, pymatgen and ASE all accept a negative length (flipping that lattice vector)
+    import re
+
+    from pymatgen.io.cif import CifWriter
+
+    CifWriter(rock_salt().to_pymatgen(), symprec=0.01 if symmetrised else None).write_file(
+        tmp_path / "nacl.cif")
+    text = (tmp_path / "nacl.cif").read_text()
+    (tmp_path / "nacl.cif").write_text(re.sub(rf"({tag}\s+)\S+", rf"\g<1>{value}", text))
+    result = read_structures(tmp_path)
+    assert len(result) == 0 and [e.as_dict() for e in result.errors] == [
+        {"name": "nacl", "reason": reason}]
+
+
+def test_a_left_handed_lattice_is_fine(nacl):
+    # the mirror image of a structure, given as a matrix: the same distances, so it is valid
+    from crystal_metrics import validity
+
+    flipped = Crystal.checked(nacl.lattice * [[-1], [1], [1]], nacl.frac_coords, nacl.numbers)
+    assert np.linalg.det(flipped.lattice) < 0
+    result = validity(read_structures([flipped]))
+    assert result.overall.all() and result.min_distance[0] == pytest.approx(5.64 / 2)

@@ -178,3 +178,22 @@ def test_energies_without_reference_are_ranked_last_and_left_out_of_histograms(h
         ("squeezed", "-4.0"), ("o2f", "+2.0"), ("nacl2", "+0.0"), ("nacl", "+nan")]
     images = figures(evaluation)
     assert _png_size(images["energy"]) == (550, 340)
+
+
+@pytest.mark.parametrize("where", ["folder", "parent"])
+def test_read_only_report_folder_exits_2_before_any_work(read_only_dir, where):
+    folder = read_only_dir if where == "folder" else read_only_dir / "report"
+    result = run("evaluate", "no_such_gen", VAL_CSV, "--report", folder)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    target = folder / "index.html" if where == "folder" else folder
+    assert result.output.startswith(f"Error: cannot write {target}: ")
+    assert result.output.endswith(f" in {read_only_dir}\n") and list(read_only_dir.iterdir()) == []
+
+
+def test_json_inside_the_report_folder_is_refused_before_any_work(tmp_path):
+    result = run("evaluate", "no_such_gen", VAL_CSV, "--report", tmp_path / "r", "--json",
+                 tmp_path / "r" / "index.html")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output == (f"Error: --report {tmp_path / 'r' / 'index.html'} is also the file of "
+                             "--json: give every output its own file\n")
+    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,6 @@
 """FAD / KID / energy EMD / evaluate plumbing, with the small random-weight classic checkpoint."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from crystal_metrics.scoring import FeatureSource, SmallSampleWarning, energy_em
 from support import BROKEN_DIR, MP20_DIR, ROOT, TRANSFORMS, VAL_CSV
 
 WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"
-FAD_KEYS = {"fad", "n_gen", "n_ref", "extractor", "kid", "kid_std"}
+FAD_KEYS = {"fad", "n_gen", "n_ref", "extractor", "kid", "kid_std", "kid_subset_size",
+            "n_not_embedded", "not_embedded"}
 EVALUATE_KEYS = FAD_KEYS | {"n_structures", "n_read_errors", "read_errors", "n_valid", "validity",
                             "density_emd", "n_elements_emd", "energy_emd"}
 
@@ -103,7 +105,7 @@ def test_evaluate_reports_read_errors_of_gen(source):
 
 
 def test_too_few_structures_is_a_clear_error(source):
-    with pytest.raises(CrystalMetricsError, match="GEN has 1 readable structure"):
+    with pytest.raises(CrystalMetricsError, match="GEN has 1 usable structure [(]6 unreadable: listed above[)]"):
         fad(BROKEN_DIR, VAL_CSV, source)
 
 
@@ -165,3 +167,130 @@ def test_energies_without_reference_are_left_out_of_the_energy_emd_with_a_warnin
     with pytest.raises(CrystalMetricsError, match="GEN has no structure with a formation energy"), \
             pytest.warns(MissingEnergyWarning):
         feature_scores(stats([np.nan, np.nan, np.nan], 2), ref, kid_subsets=2, kid_subset_size=2)
+
+
+@pytest.fixture(scope="module")
+def with_a_large_cell(tmp_path_factory):
+    """The 40 example CIFs and one 10,648-atom cell (big.cif)."""
+    import shutil
+
+    from support import simple_cubic_grid, write_p1_cif
+
+    folder = tmp_path_factory.mktemp("mixed") / "gen"
+    shutil.copytree(MP20_DIR, folder)
+    write_p1_cif(folder / "big.cif", simple_cubic_grid())
+    return folder
+
+
+def test_evaluate_with_a_10648_atom_cell_scores_every_other_structure(tmp_path, with_a_large_cell):
+    result = run("evaluate", with_a_large_cell, VAL_CSV, "--weights", WEIGHTS, "--json",
+                 tmp_path / "e.json", "--per-structure", tmp_path / "e.csv")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert ("not embedded gen:big: 10,648 atoms, more than --max-atoms 1,000: left out (ALIGNN "
+            "needs about 1 GB of memory per 1,000 atoms; raise --max-atoms to include it)"
+            ) in result.output
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert set(data) == EVALUATE_KEYS
+    assert (data["n_structures"], data["n_gen"], data["n_not_embedded"]) == (41, 40, 1)
+    assert data["not_embedded"][0]["name"] == "gen:big" and data["n_read_errors"] == 0
+    assert run("evaluate", MP20_DIR, VAL_CSV, "--weights", WEIGHTS, "--json",
+               tmp_path / "alone.json").exit_code == 0
+    alone = json.loads((tmp_path / "alone.json").read_text())
+    for key in ("fad", "kid", "energy_emd", "density_emd"):
+        assert data[key] == pytest.approx(alone[key], rel=1e-9)
+    assert data["n_valid"] == alone["n_valid"] + 1  # the grid is valid: 2 Å apart, carbon
+    rows = {line.split(",")[0]: line.split(",") for line in (tmp_path / "e.csv").read_text()
+            .splitlines()[1:]}
+    assert rows["big"][2:4] == ["10648", "85184"] and rows["big"][5] == "2"
+    assert rows["big"][-2] == "nan"
+    assert all(np.isfinite(float(row[-2])) for name, row in rows.items() if name != "big")
+
+
+def test_structures_above_max_atoms_are_left_out_and_named(source):
+    limited = FeatureSource(WEIGHTS, device="cpu", progress=False, max_atoms=8)
+    structures = read_structures(MP20_DIR)
+    small = [n for n, c in zip(structures.names, structures.crystals) if c.n_atoms <= 8]
+    with pytest.warns(SmallSampleWarning):
+        result = fad(structures, VAL_CSV, limited)
+    assert result["n_gen"] == len(small) and 2 <= len(small) < 40
+    assert {e["name"] for e in result["not_embedded"] if e["name"].startswith("gen:")} == {
+        f"gen:{n}" for n in structures.names if n not in small}
+    n_ref_large = sum(c.n_atoms > 8 for c in read_structures(VAL_CSV).crystals)
+    assert result["n_not_embedded"] == 40 - len(small) + n_ref_large
+    assert result["n_ref"] == 40 - n_ref_large
+
+
+def test_nothing_small_enough_is_one_sentence_after_the_list():
+    result = run("fad", MP20_DIR, VAL_CSV, "--weights", WEIGHTS, "--max-atoms", "1")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "not embedded gen:" in result.output and "more than --max-atoms 1:" in result.output
+    assert result.output.rstrip().endswith(
+        "Error: GEN has 1 usable structure (39 too large: listed above); FAD and KID need at "
+        "least 2 (thousands for a meaningful value)")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "fad"])
+def test_too_few_readable_structures_still_shows_the_read_errors(tmp_path, command):
+    out = tmp_path / "e.json"
+    result = run(command, BROKEN_DIR, VAL_CSV, "--weights", WEIGHTS, "--json", out)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "unreadable gen:corrupt: corrupt CIF" in result.output
+    assert "unreadable gen:partial_occupancy: disordered site" in result.output
+    assert result.output.rstrip().endswith("Error: GEN has 1 usable structure (6 unreadable: "
+                                           "listed above); FAD and KID need at least 2 "
+                                           "(thousands for a meaningful value)")
+    assert not out.exists()
+
+
+def test_stats_of_a_one_row_csv_says_why(tmp_path):
+    import pandas as pd
+
+    one = tmp_path / "one.csv"
+    pd.read_csv(VAL_CSV).head(1).to_csv(one, index=False)
+    result = run("stats", one, "-o", tmp_path / "one.npz", "--weights", WEIGHTS)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.endswith(f"Error: {one} has 1 usable structure: a statistics file needs "
+                                  "at least 2 for a covariance (thousands for a meaningful FAD)\n")
+    assert not (tmp_path / "one.npz").exists()
+    stats = FeatureSource(WEIGHTS, device="cpu", progress=False)(one)
+    with pytest.raises(CrystalMetricsError, match="needs at least 2 structures"):
+        stats.save(tmp_path / "one.npz")
+
+
+@pytest.mark.parametrize("n, words", [
+    (32, ("GEN has 32 structures, fewer than d + 1 = 33: its covariance is rank-deficient and "
+          "FAD is biased upward")),
+    (33, "GEN has 33 structures, fewer than 2 × 32: FAD is biased upward at this size"),
+    (63, "GEN has 63 structures, fewer than 2 × 32: FAD is biased upward at this size"),
+    (64, None),
+])
+def test_small_sample_warning_says_rank_deficient_only_at_d_structures_or_fewer(n, words):
+    from crystal_metrics.scoring import feature_scores
+
+    rng = np.random.default_rng(n)
+    extractor = ExtractorId("test", "0" * 64, 32)
+
+    def stats(size):
+        return FeatureStatistics(rng.normal(size=(size, 32)), rng.normal(size=size),
+                                 np.ones(size), np.ones(size), extractor)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        feature_scores(stats(n), stats(64), kid_subsets=2)
+    messages = [str(w.message) for w in caught if w.category is SmallSampleWarning]
+    assert messages == ([] if words is None else [words + "; use thousands of structures"])
+
+
+def test_kid_line_shows_the_spread_the_subset_size_and_explains_negative_values(tmp_path):
+    from crystal_metrics.tables import kid_text
+
+    result = run("fad", MP20_DIR, VAL_CSV, "--weights", WEIGHTS, "--json", tmp_path / "f.json")
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert data["kid_subset_size"] == 20 and data["kid_std"] > 0  # 40 vs 40: subsets of 20
+    assert f"KID                    {kid_text(data)}" in result.output
+    assert kid_text({"kid": 0.012345, "kid_std": 0.0021, "kid_subset_size": 20}) == (
+        "0.01235 ± 0.00210 (subsets of 20)")
+    assert kid_text({"kid": -0.0004, "kid_std": None, "kid_subset_size": 3}) == (
+        "-0.00040 ± n/a (fewer than 4 structures in a set) (subsets of 3); below 0: no difference "
+        "detected (the estimate is unbiased, so it scatters around 0 for equal distributions)")

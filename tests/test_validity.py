@@ -109,6 +109,31 @@ def test_min_distance_matches_pymatgen_neighbor_list_on_skewed_cells(seed):
     assert min_distance(crystal) == pytest.approx(distances[distances > 1e-8].min(), rel=1e-9)
 
 
+def test_min_distance_of_a_10648_atom_cell_is_exact():
+    # 22^3 simple cubic grid, spacing 2 Å; one atom moved 0.3 Å towards its +x neighbour.
+    # All pairs would need atoms^2 x images memory (an array of ~300 GB here).
+    grid = np.stack(np.meshgrid(*[np.arange(22)] * 3, indexing="ij"), -1).reshape(-1, 3) / 22
+    grid[1234, 0] += 0.3 / 44
+    crystal = Crystal.checked(np.eye(3) * 44.0, grid, [6] * len(grid))
+    assert crystal.n_atoms == 10648
+    assert min_distance(crystal) == pytest.approx(1.7, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_min_distance_of_hundreds_of_atoms_matches_pymatgen(seed):
+    rng = np.random.default_rng(seed)
+    lattice = np.array([[1, 2, 0], [0, 1, 3], [0, 0, 1]]) @ (np.diag([9.0, 11.0, 10.0])
+                                                             + rng.normal(size=(3, 3)))
+    crystal = Crystal.checked(lattice, rng.uniform(-2, 2, size=(300, 3)), [8] * 300)
+    _, _, _, distances = crystal.to_pymatgen().get_neighbor_list(r=3.0)
+    assert min_distance(crystal) == pytest.approx(distances[distances > 1e-8].min(), rel=1e-12)
+
+
+def test_min_distance_coincident_atoms_and_a_single_atom():
+    assert min_distance(_cubic(3.0, [[0, 0, 0], [0.2, 0, 0], [1.0, 0, 0]], [6, 6, 6])) == 0.0
+    assert min_distance(_cubic(3.0, [[0.5, 0.5, -1e-17]], [6])) == pytest.approx(3.0, rel=1e-15)
+
+
 @pytest.mark.parametrize("name", TRANSFORMS)
 def test_validity_invariant_under_symmetry_transforms(examples, name):
     transform = TRANSFORMS[name]

@@ -20,6 +20,7 @@ import torch
 from crystal_metrics.alignn.config import ModelConfig, parse_config
 from crystal_metrics.alignn.graph import build_batch
 from crystal_metrics.alignn.model import ALIGNN
+from crystal_metrics.device import resolve_device
 from crystal_metrics.errors import CrystalMetricsError
 from crystal_metrics.weights import Checkpoint, WeightsError, load_state_dict, resolve_checkpoint
 
@@ -76,10 +77,6 @@ def formation_energy_per_atom(numbers: Sequence, energies: Iterable[float]) -> n
         raise CrystalMetricsError(f"Got {len(energies)} energies for {len(numbers)} structures.")
     table = _reference_energy_table()
     return energies - np.array([table[np.asarray(z)].mean() for z in numbers])
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class Extractor:
@@ -153,7 +150,8 @@ class Extractor:
         Args:
             structures: pymatgen ``Structure`` objects (ordered, periodic).
             batch_size: structures per forward pass.
-            progress: show a tqdm bar (None: only on a terminal).
+            progress: show progress (None: a bar on a terminal, plain periodic lines
+                otherwise; see ``crystal_metrics.progress``).
             max_triplets: a batch whose line graph has more edges than this
                 is split (bounds memory to ~1 GB at hidden 256 for big cells).
 
@@ -165,10 +163,9 @@ class Extractor:
         n = len(structures)
         lat = np.empty((n, self.dim), dtype=np.float64)
         preds = []
-        from tqdm.auto import tqdm
+        from crystal_metrics.progress import progress as progress_display
 
-        disable = None if progress is None else not progress
-        with tqdm(total=n, unit="struct", desc=f"ALIGNN {self.name}", disable=disable) as bar:
+        with progress_display(n, f"ALIGNN {self.name}", "struct", progress) as bar:
             for start in range(0, n, batch_size):
                 chunk = structures[start : start + batch_size]
                 latent, out = self._forward(chunk, max_triplets)
@@ -228,9 +225,9 @@ def load_extractor(
             rotation, origin shift and supercells; 0 reproduces alignn's
             graph bit for bit, including its rounding-noise tie breaking.
     """
+    dev = resolve_device(device)  # first: a wrong device is found before any download
     ckpt: Checkpoint = resolve_checkpoint(weights, sha256=sha256)
     cfg = parse_config(ckpt.config)
     model = build_model(cfg, load_state_dict(ckpt))
-    dev = torch.device(device) if device is not None else _default_device()
     model.to(dev)
     return Extractor(model, cfg, ckpt.name, ckpt.sha256, dev, shell_tol=shell_tol)

@@ -1,8 +1,10 @@
 """ALIGNN crystal graphs and line graphs, built exactly as at training time.
 
 The neighbour rule is jarvis-tools / alignn ``nearest_neighbor_edges``
-(``neighbor_strategy="k-nearest"``), re-implemented with numpy over lattice
-images instead of Python loops over atoms:
+(``neighbor_strategy="k-nearest"``), re-implemented without Python loops over
+atoms: a k-d tree of the sites of every image cell finds the pairs, a group of
+centres at a time (memory grows linearly with the number of atoms), and their
+distances are then computed as jarvis-tools does:
 
 * candidates: every periodic image ``j + n`` of every site with
   ``0.15 Å < |x_j + n·L - x_i| <= cutoff`` (jarvis ``Atoms.get_all_neighbors``,
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from crystal_metrics.errors import StructureError
 
@@ -79,36 +82,69 @@ def _lll_basis(lat: np.ndarray, frac: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return m @ lat, np.mod(frac @ np.linalg.inv(m), 1.0)
 
 
+def _search_points(lat: np.ndarray, lat_r: np.ndarray, frac: np.ndarray, cart: np.ndarray,
+                   r: float) -> tuple[np.ndarray, cKDTree]:
+    """Every site in every image cell of the search box (``n @ L + x_j``, image-major), and a
+    k-d tree of them."""
+    images = np.stack(np.meshgrid(*_image_box(lat_r, frac, r), indexing="ij"), -1).reshape(-1, 3)
+    points = (_image_offsets(images, lat)[:, None, :] + cart[None, :, :]).reshape(-1, 3)
+    return images, cKDTree(points)
+
+
+def _centre_chunks(tree: cKDTree, cart: np.ndarray, r: float) -> list[np.ndarray]:
+    """Consecutive centres grouped by about ``_MAX_PAIRS_PER_CHUNK`` candidates per group."""
+    counts = tree.query_ball_point(cart, r * (1 + 1e-9) + 1e-9, return_length=True)
+    group = np.cumsum(counts) // _MAX_PAIRS_PER_CHUNK
+    return np.split(np.arange(len(cart)), np.flatnonzero(np.diff(group)) + 1)
+
+
 def _candidates(
-    lat: np.ndarray,
-    lat_r: np.ndarray,
-    frac: np.ndarray,
+    images: np.ndarray,
+    tree: cKDTree,
     cart: np.ndarray,
+    centres: np.ndarray,
     r: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All (centre i, neighbour j, image n, distance d) with 0.15 < d <= r."""
-    images = np.stack(np.meshgrid(*_image_box(lat_r, frac, r), indexing="ij"), -1).reshape(-1, 3)
-    offsets = _image_offsets(images, lat)
-    n = len(cart)
-    chunk = max(1, _MAX_PAIRS_PER_CHUNK // max(1, n * n))
-    ii, jj, mm, dd = [], [], [], []
-    for start in range(0, len(images), chunk):
-        off = offsets[start : start + chunk]
-        coords = off[:, None, :] + cart[None, :, :]  # (M, j, 3)
-        z = (coords[:, :, None, :] - cart[None, None, :, :]) ** 2  # (M, j, i, 3)
-        d = np.sum(z, axis=-1) ** 0.5
-        ok = (d <= r) & (d > 1e-8) & (d > BOND_TOL)
-        m, j, i = np.nonzero(ok)
-        ii.append(i)
-        jj.append(j)
-        mm.append(m + start)
-        dd.append(d[m, j, i])
-    return (
-        np.concatenate(ii),
-        np.concatenate(jj),
-        images[np.concatenate(mm)],
-        np.concatenate(dd),
-    )
+    """All (centre i, neighbour j, image index m, distance d) with 0.15 < d <= r, i in ``centres``.
+
+    The k-d tree finds the pairs; their distances are then computed as jarvis-tools does
+    (``((n @ L + x_j) - x_i) ** 2`` summed, square root), so ties resolve identically.
+    """
+    margin = r * (1 + 1e-9) + 1e-9  # the tree's rounding differs: search a little wider
+    pairs = cKDTree(cart[centres]).sparse_distance_matrix(tree, margin, output_type="ndarray")
+    i, p = centres[pairs["i"]], pairs["j"].astype(np.int64)
+    d = np.sum((tree.data[p] - cart[i]) ** 2, axis=-1) ** 0.5
+    ok = (d <= r) & (d > 1e-8) & (d > BOND_TOL)
+    m, j = np.divmod(p[ok], len(cart))
+    return i[ok], j, m, d[ok]
+
+
+def _nearest_shells(
+    images: np.ndarray,
+    tree: cKDTree,
+    cart: np.ndarray,
+    r: float,
+    max_neighbors: int,
+    shell_tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per centre, the candidates within ``shell_tol`` of its ``max_neighbors``-th nearest,
+    as (i, j, image) in jarvis-tools' order (image, then j, then i); None when some centre
+    has fewer than ``max_neighbors`` candidates within r. Memory is bounded by searching the
+    centres a group at a time."""
+    kept = []
+    for centres in _centre_chunks(tree, cart, r):
+        ci, cj, cm, cd = _candidates(images, tree, cart, centres, r)
+        counts = np.bincount(ci - centres[0], minlength=len(centres))
+        if counts.min() < max_neighbors:
+            return None
+        order = np.lexsort((cd, ci))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        kth = cd[order[starts + max_neighbors - 1]]
+        keep = cd <= kth[ci - centres[0]] + shell_tol
+        kept.append((ci[keep], cj[keep], cm[keep]))
+    ci, cj, cm = (np.concatenate(a) for a in zip(*kept))
+    order = np.lexsort((ci, cj, cm))
+    return ci[order], cj[order], images[cm[order]]
 
 
 def knn_edges(
@@ -146,7 +182,6 @@ def knn_edges(
     lat = np.asarray(lattice, dtype=np.float64)
     # into [0, 1) (exact for coordinates already there): the image box below assumes it
     frac = np.mod(np.asarray(frac_coords, dtype=np.float64), 1.0)
-    n = len(frac)
     # jarvis ``Lattice`` rounds the matrix to 5 decimals; site coordinates,
     # the reciprocal box and the bond vectors use the rounded matrix while
     # the image offsets of ``get_all_neighbors`` use the raw one.
@@ -158,21 +193,15 @@ def knn_edges(
     cart = np.dot(frac, lat_r)
     r = float(cutoff)
     for _ in range(64):
-        ci, cj, cimg, cd = _candidates(lat, lat_r, frac, cart, r)
-        counts = np.bincount(ci, minlength=n)
-        if counts.min() >= max_neighbors:
+        images, tree = _search_points(lat, lat_r, frac, cart, r)
+        found = _nearest_shells(images, tree, cart, r, max_neighbors, shell_tol)
+        if found is not None:
             break
         longest = max(_lattice_lengths_rounded(lat_r))
         r = longest if r < longest else 2 * r
     else:  # pragma: no cover - needs a pathological lattice
         raise ValueError("k-nearest neighbour search did not converge")
-
-    # distance of the k-th nearest candidate of each centre
-    order = np.lexsort((cd, ci))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    kth = cd[order[starts + max_neighbors - 1]]
-    keep = cd <= kth[ci] + shell_tol
-    ci, cj, cimg = ci[keep], cj[keep], cimg[keep]
+    ci, cj, cimg = found
 
     if use_canonize:
         swap = cj < ci

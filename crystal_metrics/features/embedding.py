@@ -2,16 +2,36 @@
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..crystal import Crystal
-from ..io import StructureSet
+from ..io import ReadError, StructureSet
 from ..metrics.distribution import densities, element_counts
+from ..progress import progress as progress_display
 from .cache import EmbeddingCache, structure_hash
 from .statistics import ExtractorId, FeatureStatistics
 
 #: Structures embedded between two writes to the cache.
 CACHE_CHUNK = 256
+#: Default `max_atoms` (--max-atoms): ALIGNN needs about 1 GB of memory per 1,000 atoms of a
+#: structure (1.0 GB at 1,000 atoms, 2.1 GB at 2,197; measured in bench/bench_memory.py).
+MAX_ATOMS = 1000
+
+
+def split_by_size(structures: StructureSet, max_atoms: int | None,
+                  memory: str = "ALIGNN needs about 1 GB of memory per 1,000 atoms"
+                  ) -> tuple[StructureSet, list[ReadError]]:
+    """The structures of at most `max_atoms` atoms (read errors kept), and a record naming each
+    of the others, with `memory` as the reason for the limit (None: no limit)."""
+    large = [max_atoms is not None and c.n_atoms > max_atoms for c in structures.crystals]
+    if not any(large):
+        return structures, []
+    kept = StructureSet([n for n, big in zip(structures.names, large) if not big],
+                        [c for c, big in zip(structures.crystals, large) if not big],
+                        structures.errors)
+    left_out = [ReadError(name, f"{c.n_atoms:,} atoms, more than --max-atoms {max_atoms:,}: left "
+                                f"out ({memory}; raise --max-atoms to include it)")
+                for name, c, big in zip(structures.names, structures.crystals, large) if big]
+    return kept, left_out
 
 
 def formation_energies(extractor, crystals: list[Crystal], outputs: np.ndarray) -> np.ndarray:
@@ -29,8 +49,11 @@ def formation_energies(extractor, crystals: list[Crystal], outputs: np.ndarray) 
 
 
 def featurize(structures: StructureSet, extractor, cache: EmbeddingCache | None = None,
-              batch_size: int = 32, progress: bool | None = None) -> FeatureStatistics:
-    """Embed every crystal of `structures` (cached ones are not embedded again)."""
+              batch_size: int = 32, progress: bool | None = None,
+              max_atoms: int | None = MAX_ATOMS) -> FeatureStatistics:
+    """Embed every crystal of `structures` (cached ones are not embedded again) that has at most
+    `max_atoms` atoms; the others are listed in `left_out`."""
+    structures, left_out = split_by_size(structures, max_atoms)
     crystals = structures.crystals
     key = f"{extractor.sha256}:{extractor.id}"  # weights and graph settings
     hashes = [structure_hash(c) for c in crystals]
@@ -38,8 +61,8 @@ def featurize(structures: StructureSet, extractor, cache: EmbeddingCache | None 
     missing = [i for i, h in enumerate(hashes) if h not in found]
     latents = np.empty((len(crystals), extractor.dim))
     outputs = np.empty(len(crystals))
-    with tqdm(total=len(missing), unit="struct", desc=f"embedding ({extractor.name})",
-              disable=None if progress is None else not progress) as bar:
+    with progress_display(len(missing), f"embedding ({extractor.name})", "struct",
+                          progress) as bar:
         for start in range(0, len(missing), CACHE_CHUNK):  # cached chunk by chunk: no lost work
             chunk = missing[start:start + CACHE_CHUNK]
             new_latents, new_outputs = extractor.embed([crystals[i].to_pymatgen() for i in chunk],
@@ -54,4 +77,4 @@ def featurize(structures: StructureSet, extractor, cache: EmbeddingCache | None 
             latents[i], outputs[i] = found[h]
     return FeatureStatistics(latents, formation_energies(extractor, crystals, outputs),
                              densities(crystals), element_counts(crystals), ExtractorId.of(extractor),
-                             tuple(structures.errors))
+                             tuple(structures.errors), tuple(left_out))

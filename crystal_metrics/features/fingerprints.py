@@ -18,11 +18,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..crystal import Crystal
 from ..errors import MissingExtraError
 from ..parallel import parallel_map
+from ..progress import progress as progress_display
 from .cache import EmbeddingCache, structure_hash
 
 STRUCTURE_DIM = 61
@@ -134,8 +134,7 @@ def fingerprints(crystals: list[Crystal], workers: int | None = None,
             vector = found[h][0]
             results[i] = vector[:STRUCTURE_DIM], vector[STRUCTURE_DIM:]
     missing = [i for i, r in enumerate(results) if r is None]
-    with tqdm(total=len(missing), desc="fingerprints", unit="struct", leave=False,
-              disable=None if progress is None else not progress) as bar:
+    with progress_display(len(missing), "fingerprints", "struct", progress) as bar:
         for start in range(0, len(missing), CACHE_CHUNK):
             chunk = missing[start:start + CACHE_CHUNK]
             new = parallel_map(_fingerprint_one, [crystals[i] for i in chunk], workers=workers,

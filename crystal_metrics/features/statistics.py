@@ -61,7 +61,9 @@ class FeatureStatistics:
         densities: (n,) mass density, g/cm³.
         n_elements: (n,) number of distinct elements.
         extractor: what made `features`.
-        errors: `ReadError`s of the structures left out (not saved in the file).
+        errors: `ReadError`s of the structures that could not be read (not saved in the file).
+        left_out: records of structures read but not embedded (more atoms than `max_atoms`; not
+            saved in the file).
     """
 
     features: np.ndarray
@@ -70,6 +72,7 @@ class FeatureStatistics:
     n_elements: np.ndarray
     extractor: ExtractorId
     errors: tuple = ()
+    left_out: tuple = ()
 
     def __post_init__(self):
         n, d = len(self.features), self.extractor.dim
@@ -90,6 +93,9 @@ class FeatureStatistics:
 
     def save(self, path, overwrite: bool = False) -> None:
         """Write to `path` (.npz) atomically; refuses to replace a file unless `overwrite`."""
+        if self.n < 2:
+            raise CrystalMetricsError(f"a statistics file needs at least 2 structures for a "
+                                      f"covariance; this set has {self.n}")
         mu, sigma = self.gaussian
         buffer = io.BytesIO()
         np.savez_compressed(buffer, format=FORMAT, mu=mu, sigma=sigma, n=self.n,
@@ -112,9 +118,8 @@ class FeatureStatistics:
                 arrays = {k: data[k] for k in _PER_STRUCTURE}
                 gaussian = (data["mu"], data["sigma"])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
-            raise CrystalMetricsError(
-                f"{path} is not a crystal-metrics statistics file (make one with "
-                "'crystal-metrics stats PATH -o STATS.npz')") from None
+            raise CrystalMetricsError(f"{path} {_what_is_wrong(path)} (make one with "
+                                      "'crystal-metrics stats PATH -o STATS.npz')") from None
         try:
             stats = cls(extractor=extractor, **arrays)
         except CrystalMetricsError as exc:
@@ -123,8 +128,35 @@ class FeatureStatistics:
         return stats
 
     def check_same_extractor(self, other: FeatureStatistics) -> None:
-        """Refuse to compare features made by different extractors."""
-        if self.extractor != other.extractor:
+        """Refuse to compare features made by different extractors: different weights (sha256),
+        feature dimension or graph setting. The name is only a label (the same weights may come
+        from the default download, a folder or a zip)."""
+        mine, theirs = self.extractor, other.extractor
+        if (mine.sha256, mine.dim, mine.variant) != (theirs.sha256, theirs.dim, theirs.variant):
             raise CrystalMetricsError(
                 f"cannot compare features of different extractors: {self.extractor} vs "
                 f"{other.extractor}")
+
+
+def _what_is_wrong(path: Path) -> str:
+    """Why `path` is not a readable statistics file, as the end of a sentence naming it."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if size == 0:
+        return "is empty (0 bytes): not a crystal-metrics statistics file"
+    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        return (f"is truncated ({size} bytes; the end of the file is missing): not a usable "
+                "statistics file")
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            bad = "?"
+        if bad is not None:
+            return f"is damaged (member {bad} fails its check): not a usable statistics file"
+    return "is not a crystal-metrics statistics file"

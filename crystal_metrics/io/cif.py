@@ -42,11 +42,28 @@ def parse_cif_text(text: str) -> list[Block]:
 
 def _parse_block(block: gemmi.cif.Block) -> Crystal | str:
     try:
+        _check_cell(block)
         if _is_p1_fractional(block):
             return _parse_p1(block)
         return _parse_with_pymatgen(block)
     except StructureError as exc:
         return str(exc)
+
+
+def _check_cell(block: gemmi.cif.Block) -> None:
+    """Refuse cell parameters outside the CIF core dictionary's ranges: lengths > 0 Å, angles
+    in (0, 180) degrees. (gemmi, pymatgen and ASE accept a negative length, which silently flips
+    that lattice vector and so describes a different structure.)"""
+    for tag in _CELL_TAGS:
+        value = block.find_value(tag)
+        number = gemmi.cif.as_number(value) if value is not None else float("nan")
+        if np.isnan(number):
+            continue  # missing or non-numeric: reported by the parser that needs it
+        if tag.startswith("_cell_length") and number <= 0:
+            raise StructureError(f"{tag} is {value}: a cell length must be positive")
+        if tag.startswith("_cell_angle") and not 0 < number < 180:
+            raise StructureError(f"{tag} is {value}: a cell angle must lie between 0 and 180 "
+                                 "degrees")
 
 
 def _is_p1_fractional(block: gemmi.cif.Block) -> bool:

@@ -8,22 +8,57 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import CrystalMetricsError, OutputExistsError
+from ..errors import OutputError, OutputExistsError
 
 
 def check_writable(path, overwrite: bool = False) -> None:
-    """Raise before any work is done if `path` exists (without `overwrite`) or its folder is missing."""
+    """Raise before any work is done if `path` exists (without `overwrite`), is a folder, or
+    cannot be created: its folder is missing or does not let us create files (read-only file
+    system, no permission; tried by creating and removing a temporary file)."""
     path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
     if not path.parent.is_dir():
-        raise CrystalMetricsError(f"cannot write {path}: folder {path.parent} does not exist")
+        raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_reason(exc)} in {path.parent}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_distinct(outputs: list[tuple[str, Path]], inputs: tuple = ()) -> None:
+    """Raise if two outputs, given as (option, path), name the same file, or one is an input."""
+    seen = {os.path.realpath(p): f"input {p}" for p in inputs if p is not None}
+    for option, path in outputs:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise OutputError(f"{option} {path} is also {seen[key]}: give every output its own "
+                              "file")
+        seen[key] = f"the file of {option}"
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def atomic_write_bytes(path, data: bytes, overwrite: bool = False) -> None:
-    """Write `data` to `path` atomically; never replaces an existing file unless `overwrite`."""
+    """Write `data` to `path` atomically; never replaces an existing file unless `overwrite`.
+
+    A failure leaves `path` as it was and raises `OutputError` naming the file and the reason.
+    """
     path = Path(path)
     check_writable(path, overwrite)
+    try:
+        _write_then_rename(path, data, overwrite)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
+
+
+def _write_then_rename(path: Path, data: bytes, overwrite: bool) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _file_mode())  # mkstemp makes 0600; outputs get the usual umask-based mode

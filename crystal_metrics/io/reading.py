@@ -1,14 +1,17 @@
 """Read structure sets from paths or Python objects, keeping a stable name for every structure.
 
-Accepted: a folder (mixing the file types below; CSVs without a `cif` column, such as
-gemsdiff-sample's manifest.csv, are skipped), a `.cif` file (one or many `data_` blocks), a
-CDVAE-style `.csv`/`.csv.gz` with a `cif` column, an `.extxyz` file, a list of pymatgen
-`Structure`, ASE `Atoms` or `Crystal`, or a `StructureSet`. Unusable input becomes a `ReadError`
-(name + reason) and the rest is read, unless `strict=True`.
+Accepted: a folder (mixing the file types below; CSVs without a `cif` column are skipped; a
+folder with a `manifest.csv` naming its structures, as gemsdiff-sample writes, gives the
+structures it lists, warning about other structure files), a `.cif` file (one or many `data_`
+blocks), a CDVAE-style `.csv`/`.csv.gz` with a `cif` column, an `.extxyz` file, a list of
+pymatgen `Structure`, ASE `Atoms` or `Crystal`, or a `StructureSet`. Unusable input becomes a
+`ReadError` (name + reason) and the rest is read, unless `strict=True`.
 """
 from __future__ import annotations
 
+import errno
 import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +20,15 @@ from ..crystal import Crystal
 from ..errors import StructureError
 from ..parallel import parallel_map
 from .cif import Block, parse_cif_text
+from .manifest import MANIFEST, ManifestWarning, read_manifest_names
 
 CIF_SUFFIXES = (".cif",)
 CSV_SUFFIXES = (".csv", ".csv.gz")
 EXTXYZ_SUFFIXES = (".extxyz", ".xyz")
 #: Below this many CIF texts, parsing stays in this process (a pool costs more than it saves).
 PARALLEL_MIN_TEXTS = 500
+#: File names shown in a warning about files a manifest does not list.
+NAMES_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -120,18 +126,32 @@ class _CifJob:
 
 def _read_path(path: Path, workers: int | None, progress: bool | None) -> StructureSet:
     builder = _Builder()
-    if not path.exists():
-        builder.fail(str(path), "path does not exist")
+    problem = _access_problem(path)
+    if problem:
+        builder.fail(str(path), problem)
         return builder.build()
     in_folder = path.is_dir()
-    files = sorted(p for p in path.iterdir() if p.is_file() and _suffix(p)) if in_folder else [path]
+    if in_folder:
+        try:
+            files = sorted(p for p in path.iterdir() if _suffix(p) and not p.is_dir())
+        except OSError as exc:
+            builder.fail(str(path), f"cannot list the folder: {exc.strerror}")
+            return builder.build()
+        files = _listed_in_manifest(path, files, builder)
+    else:
+        files = [path]
     # Per file, in order: CIF jobs to parse, or entries (name, Crystal or reason) read directly.
     per_file: list[list[_CifJob] | list[tuple[str, Crystal | str]]] = []
     for file in files:
         prefix = _stem(file) if in_folder else ""
         suffix = _suffix(file)
-        if suffix in CIF_SUFFIXES:
-            per_file.append([_CifJob(_stem(file), prefix, _read_text(file))])
+        problem = _access_problem(file) if in_folder else None
+        if problem:
+            per_file.append([(_stem(file) if suffix in CIF_SUFFIXES else str(file), problem)])
+        elif suffix in CIF_SUFFIXES:
+            text = _read_text(file)
+            per_file.append([_CifJob(_stem(file), prefix, text) if isinstance(text, str)
+                             else (text.name, text.reason)])
         elif suffix in CSV_SUFFIXES:
             per_file.append(_csv_jobs(file, prefix, in_folder))
         elif suffix in EXTXYZ_SUFFIXES:
@@ -162,8 +182,55 @@ def _add_blocks(builder: _Builder, job: _CifJob, blocks: list[Block] | str) -> N
         builder.add_entry(job.name if len(blocks) == 1 else _join(job.prefix, block_name), crystal)
 
 
-def _read_text(file: Path) -> str:
-    return file.read_bytes().decode("utf-8", errors="replace")
+def _access_problem(path: Path) -> str | None:
+    """Why `path` cannot be opened (missing, broken or looping symbolic link, no permission), or
+    None."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            return f"broken symbolic link (to {os.readlink(path)}, which does not exist)"
+        if exc.errno == errno.ENOENT:
+            return "path does not exist"
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        return f"cannot access: {exc.strerror}"
+    return None
+
+
+def _listed_in_manifest(folder: Path, files: list[Path], builder: _Builder) -> list[Path]:
+    """`files` less those a `manifest.csv` of `folder` does not list (with a warning), recording
+    each listed structure without a file; all of `files` when there is no manifest."""
+    names = read_manifest_names(folder)
+    if names is None:
+        return files
+    listed, files = set(names), [f for f in files if f.name != MANIFEST]
+    strays = sorted(f.name for f in files if _stem(f) not in listed)
+    if strays:
+        shown = ", ".join(strays[:NAMES_SHOWN]) + (", ..." if len(strays) > NAMES_SHOWN else "")
+        warnings.warn(f"{folder}: {len(strays)} structure file(s) not listed in {MANIFEST} are "
+                      f"left out ({shown})", ManifestWarning, stacklevel=4)
+    present = {_stem(f) for f in files}
+    for name in names:
+        if name not in present:
+            builder.fail(name, f"listed in {MANIFEST}, but there is no file for it in the folder")
+    return [f for f in files if _stem(f) in listed]
+
+
+def _read_text(file: Path) -> str | ReadError:
+    """The file's text, or a `ReadError` (named by the file) saying why it cannot be read."""
+    try:
+        return file.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return ReadError(_stem(file), _file_error("CIF", exc))
+
+
+def _file_error(kind: str, exc: Exception) -> str:
+    """Why a file could not be read: the system's reason (no permission...) or the parser's."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"cannot read the file: {exc.strerror}"
+    lines = str(exc).strip().splitlines()
+    return f"cannot read {kind}: {lines[0] if lines else type(exc).__name__}"
 
 
 def _join(prefix: str, key: str) -> str:
@@ -184,7 +251,7 @@ def _csv_jobs(file: Path, prefix: str, in_folder: bool) -> list:
         columns = ["cif"] + (["material_id"] if "material_id" in header else [])
         table = pd.read_csv(file, usecols=columns, dtype=str, keep_default_na=False)
     except Exception as exc:  # noqa: BLE001 - pandas/gzip raise many types for corrupt files
-        return [(str(file), f"cannot read CSV: {str(exc).strip().splitlines()[0]}")]
+        return [(str(file), _file_error("CSV", exc))]
     keys = table["material_id"].tolist() if "material_id" in table else []
     if len(set(keys)) != len(table) or "" in keys:
         keys = [str(i) for i in range(len(table))]
@@ -198,7 +265,7 @@ def _extxyz_entries(file: Path, prefix: str) -> list[tuple[str, Crystal | str]]:
     try:
         frames = list(iread(file, index=":", format="extxyz"))
     except Exception as exc:  # noqa: BLE001 - ASE raises many types for malformed files
-        return [(str(file), f"cannot read extxyz: {str(exc).strip().splitlines()[0]}")]
+        return [(str(file), _file_error("extxyz", exc))]
     entries = []
     for i, atoms in enumerate(frames):
         try:
