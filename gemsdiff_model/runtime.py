@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from crystal_metrics.device import resolve_device
 from crystal_metrics.parallel import usable_cpus
-
-from .errors import GemsDiffError
 
 
 def default_threads() -> int:
@@ -18,22 +17,11 @@ def default_threads() -> int:
 
 
 def pick_device(name: str, local_rank: int | None = None) -> torch.device:
-    """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'; one-sentence error for a CUDA
-    device on a machine or a torch build without CUDA."""
-    if name == "auto":
-        return torch.device("cuda", local_rank or 0) if torch.cuda.is_available() \
-            else torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise GemsDiffError(f"--device {name!r} is not a device (use auto, cpu, cuda or "
-                            f"cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        reason = "this torch build has no CUDA support" if torch.version.cuda is None \
-            else "no CUDA device is visible"
-        raise GemsDiffError(f"--device {name} asked but {reason}; use --device cpu")
-    if dev.type == "cuda" and local_rank is not None and dev.index is None:
-        dev = torch.device("cuda", local_rank)
+    """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N' (``crystal_metrics.device``:
+    one-sentence DeviceError when unusable); under torchrun, 'cuda' means this process's GPU."""
+    dev = resolve_device(None if name == "auto" else name)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", local_rank or 0)
     return dev
 
 

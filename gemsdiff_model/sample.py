@@ -19,6 +19,7 @@ import click
 import torch
 
 from crystal_metrics.io import atomic_write_text, write_csv, write_json
+from crystal_metrics.progress import progress as progress_display
 
 from .data import formula, pack_by_atoms, parse_composition, read_crystals, system_compositions
 from .errors import GemsDiffError
@@ -110,8 +111,6 @@ def run_sampling(checkpoint, out, composition=(), n=1, system=None, max_atoms=20
                  restarts=0, restart_tau=0.1) -> list[dict]:
     """Sample and write CIFs, manifest.csv and sampling.json into ``out``; returns the
     manifest rows."""
-    from tqdm.auto import tqdm
-
     from .checkpoint import load_model
 
     torch.set_num_threads(threads or default_threads())
@@ -135,8 +134,8 @@ def run_sampling(checkpoint, out, composition=(), n=1, system=None, max_atoms=20
                overwrite=True)
     groups = pack_by_atoms([len(j[1]) for j in jobs], batch_atoms)
     started = time.time()
-    with tqdm(total=len(jobs), initial=len(done), desc="sampling", unit="structure",
-              disable=not progress) as bar:
+    with progress_display(len(jobs), "sampling", "structure", None if progress else False) as bar:
+        bar.update(len(done))
         for index, group in enumerate(groups):
             if all(jobs[i][0] in done for i in group):
                 continue

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from crystal_metrics.errors import CrystalMetricsError
+
 from .config import Config
 from .errors import GemsDiffError
 from .trainer import run_training
@@ -73,7 +75,7 @@ def main(data, val_source, out, config_file, max_structures, device, resume, ove
                      progress=not no_progress, threads=threads,
                      time_limit=None if time_limit is None else 60 * time_limit,
                      val_source=val_source)
-    except GemsDiffError as exc:
+    except CrystalMetricsError as exc:      # GemsDiffError, DeviceError, read errors
         click.echo(f"gemsdiff-train: error: {exc}", err=True)
         sys.exit(1)
 

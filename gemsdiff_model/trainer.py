@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from crystal_metrics.progress import progress
+
 from . import diffusion
 from .checkpoint import FORMAT, read_checkpoint, save_atomic
 from .config import RESUMABLE, Config
@@ -105,43 +107,45 @@ class Trainer:
         return t.lr * min(1.0, (self.step + 1) / max(t.warmup_steps, 1))
 
     def train_epoch(self) -> dict:
-        from tqdm.auto import tqdm
-
         self.model.train()
         gen = self._generator(self.epoch, 0)
         batches = self._batches(self.train_set, True, self.epoch)
         sums, count, begin = dict.fromkeys(LOSSES, 0.0), 0, time.time()
-        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.config.train.epochs}",
-                   disable=not self.progress or not self.process.main, leave=False)
-        for idx in bar:
-            data = collate([self.train_set[i] for i in idx]).to(self.process.device)
-            with torch.autocast(self.process.device.type, dtype=torch.bfloat16,
-                                enabled=self.config.train.precision == "bf16"):
-                losses = diffusion.training_losses(self.net, self.schedule, self.standardizer,
-                                                   data, gen)
-            if not torch.isfinite(losses["loss"]):
-                raise NonFiniteLoss(f"loss is {losses['loss'].item()} at epoch {self.epoch + 1}, "
-                                    f"step {self.step + 1}; training stopped, the last good "
-                                    f"checkpoint is kept")
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.learning_rate()
-            self.optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            if self.config.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                               self.config.train.grad_clip)
-            self.optimizer.step()
-            self.step += 1
-            self._update_ema()
-            for k in LOSSES:
-                sums[k] += losses[k].item() * len(idx)
-            count += len(idx)
-            bar.set_postfix(loss=f"{losses['loss'].item():.4f}")
+        shown = None if self.progress and self.process.main else False
+        with progress(len(batches), f"epoch {self.epoch + 1}/{self.config.train.epochs}",
+                      "batch", shown) as bar:
+            for idx in batches:
+                self._step(idx, gen, sums)
+                count += len(idx)
+                bar.update()
         elapsed = time.time() - begin
         out = {f"train_{k}": v / max(count, 1) for k, v in sums.items()}
         out.update(structures_per_s=count * self.process.world / max(elapsed, 1e-9),
                    epoch_s=elapsed, lr=self.learning_rate())
         return out
+
+    def _step(self, idx: list[int], gen: torch.Generator, sums: dict) -> None:
+        """One optimiser step on the training structures ``idx``; adds the losses to ``sums``."""
+        data = collate([self.train_set[i] for i in idx]).to(self.process.device)
+        with torch.autocast(self.process.device.type, dtype=torch.bfloat16,
+                            enabled=self.config.train.precision == "bf16"):
+            losses = diffusion.training_losses(self.net, self.schedule, self.standardizer, data,
+                                               gen)
+        if not torch.isfinite(losses["loss"]):
+            raise NonFiniteLoss(f"loss is {losses['loss'].item()} at epoch {self.epoch + 1}, "
+                                f"step {self.step + 1}; training stopped, the last good "
+                                f"checkpoint is kept")
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if self.config.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        self._update_ema()
+        for k in LOSSES:
+            sums[k] += losses[k].item() * len(idx)
 
     @torch.no_grad()
     def _update_ema(self):

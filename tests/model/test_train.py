@@ -133,5 +133,5 @@ def test_error_paths(data_dir, tmp_path):
     r = runner.invoke(main, ["--data", str(data_dir), "--out", str(tmp_path / "o4"),
                              "--device", "cuda", *ARGS])
     if not torch.cuda.is_available():
-        assert r.exit_code == 1 and "--device cuda asked but" in r.output
+        assert r.exit_code == 1 and "device 'cuda'" in r.output
         assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
