@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
+from _data import require
 
 from gemsdiff_model.config import ModelConfig
 from gemsdiff_model.data import collate, load_records
@@ -65,9 +65,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="sampling steps")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    if not Path(args.data).exists():
-        sys.exit(f"bench_gemsdiff: {args.data} does not exist (MP-20 comes from the CDVAE "
-                 f"repository, data/mp_20; or use examples/mp20_val_sample.csv)")
+    require(Path(args.data), "a CIF folder or CDVAE CSV, e.g. MP-20 val.csv.gz")
 
     torch.set_num_threads(args.threads or default_threads())
     device = torch.device(args.device)
