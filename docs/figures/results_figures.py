@@ -6,7 +6,7 @@
 
 Writes results_histograms.png (density, formation energy; values outside the axes are counted
 in the end bins), results_fad_vs_size.png (Figure 4: FAD against sample size),
-results_fad_vs_step.png (Figure 3: FAD against diffusion step, of the shipped model's sampler
+results_fad_vs_step.png (Figure 3: FAD against the noise level, of the shipped model's sampler
 state along the reverse chain for --step-set compositions of REF, sampled on CPU, and of
 --step-set VAL structures diffused forward as in the paper) and results_figures.json.
 Embeddings come from the crystal-metrics cache.
@@ -29,10 +29,13 @@ from crystal_metrics.io import read_structures
 from gemsdiff_model.checkpoint import load_model
 from gemsdiff_model.diffusion import corrupt
 from gemsdiff_model.geometry import to_canonical_basis
-from gemsdiff_model.sample import DEFAULT_CHECKPOINT, generate
+from gemsdiff_model.sample import DEFAULT_CHECKPOINT
+from gemsdiff_model.sampler import generate
 
 SIZES = (100, 250, 500, 1000, 2000, 4000, 9046)
-STEPS = (99, 90, 80, 60, 40, 20, 10, 5, 0)  # states after these steps (the chain starts at 100)
+#: noise levels tau of the states compared (the chain runs from 1 to 0)
+TAUS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.0)
+SAMPLING_STEPS = 200
 
 
 def fad(a, ref_stats) -> float:
@@ -51,8 +54,7 @@ def fad_vs_size(sets: dict, ref, rng, repeats: int = 3) -> dict:
 
 
 def _crystals(lattice, frac, numbers: list) -> list[Crystal]:
-    """Batch tensors -> Crystals in their canonical basis (a DDPM chain's basis can be very
-    skewed, which makes the k-nearest search of the graph slow; the crystals are the same)."""
+    """Batch tensors -> Crystals in their canonical basis (same crystals)."""
     sizes = [len(z) for z in numbers]
     batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
     lattice, frac = to_canonical_basis(lattice, frac, batch)
@@ -60,25 +62,31 @@ def _crystals(lattice, frac, numbers: list) -> list[Crystal]:
             for lat, f, z in zip(lattice, torch.split(frac, sizes), numbers)]
 
 
+def _level(tau: float) -> float:
+    return round(tau * SAMPLING_STEPS) / SAMPLING_STEPS
+
+
 def fad_vs_step(ref_path, val_path, ref, features: FeatureSource, n: int, seed: int) -> dict:
-    """FAD against ``ref`` at the steps t in STEPS of two chains, n structures each (CPU):
-    "sampler", the shipped model's state after the reverse step to t, for n
-    compositions of ``ref_path``; "noised val", n structures of ``val_path`` diffused forward to
-    t with the model's training schedule (the paper's Figure 3; t = 0 is the data itself)."""
-    model, schedule, _, _ = load_model(DEFAULT_CHECKPOINT)
+    """FAD against ``ref`` at the noise levels TAUS of two chains, n structures each (CPU):
+    "sampler", the shipped model's state after the reverse step to tau, for n compositions of
+    ``ref_path`` (the prior at tau = 1); "noised val", n structures of ``val_path`` diffused
+    forward to tau with the training corruption (the paper's Figure 3; tau = 0 is the data)."""
+    model, schedule, standardizer, _ = load_model(DEFAULT_CHECKPOINT)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    sampler = {s: [] for s in STEPS}
+    sampler = {tau: [] for tau in TAUS}
     crystals = read_structures(str(ref_path), progress=False).crystals
     numbers = [crystals[i].numbers.tolist() for i in rng.choice(len(crystals), n, replace=False)]
-    for start in range(0, n, 20):  # small batches: on CPU a batch pays for its most skewed cell
-        chunk = numbers[start:start + 20]
+    wanted = {_level(tau): tau for tau in TAUS}
+    for start in range(0, n, 100):
+        chunk = numbers[start:start + 100]
 
-        def keep(s, lattice, frac, chunk=chunk):
-            if s in sampler:
-                sampler[s] += _crystals(lattice, frac, chunk)
+        def keep(level, lattice, frac, chunk=chunk):
+            if _level(level) in wanted:
+                sampler[wanted[_level(level)]] += _crystals(lattice, frac, chunk)
 
-        generate(model, schedule, chunk, generator=gen, on_step=keep)
+        generate(model, schedule, standardizer, chunk, steps=SAMPLING_STEPS, generator=gen,
+                 on_step=keep)
     crystals = read_structures(str(val_path), progress=False).crystals
     val = [crystals[i] for i in rng.choice(len(crystals), n, replace=False)]
     numbers = [c.numbers.tolist() for c in val]
@@ -87,10 +95,17 @@ def fad_vs_step(ref_path, val_path, ref, features: FeatureSource, n: int, seed: 
     lattice0, frac0 = to_canonical_basis(torch.tensor(np.stack([c.lattice for c in val])),
                                          torch.tensor(np.concatenate([c.frac_coords for c in val])),
                                          batch)
-    noised = {s: _crystals(*(corrupt(schedule, lattice0, frac0, batch, torch.full((n,), s), gen)
-                             if s else (lattice0, frac0)), numbers) for s in STEPS}
+    coords0 = standardizer.encode(lattice0, sizes)
+    noised = {}
+    for tau in TAUS:
+        frac_t, coords_t, _, _ = corrupt(schedule, frac0, coords0,
+                                         torch.full((n,), tau, dtype=torch.float64), batch,
+                                         sizes, gen)
+        noised[tau] = _crystals(standardizer.decode(coords_t, sizes), frac_t, numbers)
+    # the prior state of the sampler (tau = 1) is drawn like the noised data at tau = 1
+    sampler[1.0] = sampler[1.0] or noised[1.0]
     ref_stats = gaussian_statistics(ref.features)
-    return {label: {s: fad(features(states[s]).features, ref_stats) for s in STEPS}
+    return {label: {tau: fad(features(states[tau]).features, ref_stats) for tau in TAUS}
             for label, states in (("sampler", sampler), ("noised val", noised))}
 
 
@@ -142,7 +157,7 @@ def main():
         for label, text in (("sampler", "GemsDiff sampler state (reverse chain)"),
                             ("noised val", "MP-20 val diffused forward to t")):
             ax.plot(list(steps[label]), list(steps[label].values()), "o-", label=text)
-        ax.set(yscale="log", xlabel="diffusion step t (sampling runs from 100 to 0)",
+        ax.set(yscale="log", xlabel="noise level tau (sampling runs from 1 to 0)",
                ylabel=f"FAD against MP-20 test ({args.step_set} structures)")
         ax.invert_xaxis()
         ax.legend(fontsize=8)
