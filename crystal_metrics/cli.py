@@ -19,6 +19,8 @@ from .api import (
     uniqueness_summary,
     validity_summary,
 )
+from .cdvae.checkpoint import DATASETS
+from .cdvae_energy import CdvaeEnergy, cdvae_energy_emd
 from .errors import CrystalMetricsError, OutputExistsError
 from .features.fingerprints import CACHE_KIND
 from .io import StructureSet, check_writable, read_structures, write_csv, write_json
@@ -31,7 +33,7 @@ from .metrics.validity import ValidityResult, validity
 from .mlip import Chgnet, chgnet_energy_emd
 from .report import check_report_writable, write_report
 from .scoring import FeatureSource, energy_emd, evaluate, fad, feature_pair
-from .tables import evaluation_rows, feature_rows, validity_rows
+from .tables import energy_rows, evaluation_rows, feature_rows, validity_rows
 
 MAX_ERRORS_SHOWN = 20
 
@@ -286,27 +288,42 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
         write_json(json_path, summary, overwrite)
 
 
+_dataset = click.option("--dataset", type=click.Choice(list(DATASETS)),
+                        help="cdvae only: CDVAE's property model of this dataset (mp20: formation "
+                             "energy per atom; perov5: heat of formation; carbon24: energy per "
+                             "atom) [default: mp20].")
+
+
 @main.command("energy")
 @_gen_ref
 @_output
 @_overwrite
-@click.option("--model", type=click.Choice(["alignn", "chgnet"]), default="alignn",
+@click.option("--model", type=click.Choice(["alignn", "chgnet", "cdvae"]), default="alignn",
               show_default=True, help="alignn: formation energy from the ALIGNN extractor; "
-                                      "chgnet: total energy from CHGNet (the [mlip] extra).")
+                                      "chgnet: total energy from CHGNet (the [mlip] extra); "
+                                      "cdvae: CDVAE's DimeNet++ property model of --dataset "
+                                      "(the scale of CDVAE's and DiffCSP's tables).")
+@_dataset
 @click.option("--relax-steps", type=click.IntRange(min=0), default=0, show_default=True,
               help="chgnet only: FIRE steps (positions and cell) before the energy.")
 @click.option("--fmax", type=click.FloatRange(min=0, min_open=True), default=0.1,
               show_default=True, help="chgnet only: stop relaxing once every force is below "
                                       "this (eV/Å).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="cdvae only: processes building CrystalNN graphs [default: all usable CPUs].")
 @_extractor_options
-def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, weights, device,
-                   batch_size, no_cache, exact_graph):
+def energy_command(gen, ref, json_path, overwrite, model, dataset, relax_steps, fmax, workers,
+                   weights, device, batch_size, no_cache, exact_graph):
     """EMD of predicted energy per atom (eV/atom) between GEN and REF: formation energy from
-    the ALIGNN extractor, or CHGNet's total energy (--model chgnet), optionally after a short
-    relaxation that reports how far the atoms moved (RMSD, Å)."""
+    the ALIGNN extractor, CHGNet's total energy (--model chgnet), optionally after a short
+    relaxation that reports how far the atoms moved (RMSD, Å), or the property that CDVAE's
+    own model predicts (--model cdvae; --weights then takes a CDVAE model folder)."""
     _check_outputs(overwrite, json_path)
+    if model != "cdvae":
+        _only_for_model("cdvae", "dataset", "workers")
     if model == "chgnet":
-        _only_for_model("alignn", "weights", "no_cache", "exact_graph")
+        _only_for_model("alignn or cdvae", "weights", "no_cache")
+        _only_for_model("alignn", "exact_graph")
         summary = _run(chgnet_energy_emd, gen, ref, Chgnet(device, batch_size, relax_steps, fmax))
         rows = [("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
                 ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
@@ -315,6 +332,14 @@ def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, wei
             rows.append((f"mean RMSD after {relax_steps} steps (Å)",
                          f"{summary['gen_rmsd_mean']:.4f} / {summary['ref_rmsd_mean']:.4f}"))
         _table(rows)
+        _print_errors(summary["errors"], "left out")
+    elif model == "cdvae":
+        _only_for_model("alignn", "exact_graph")
+        _only_for_model("chgnet", "relax_steps", "fmax")
+        summary = _run(cdvae_energy_emd, gen, ref, CdvaeEnergy(
+            dataset or "mp20", weights, device, batch_size, not no_cache, workers))
+        _table(energy_rows(summary)
+               + [("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}")])
         _print_errors(summary["errors"], "left out")
     else:
         _only_for_model("chgnet", "relax_steps", "fmax")
@@ -361,19 +386,29 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
               help="Write one CSV row per GEN structure (validity, density, energy, errors).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write an HTML report into this folder (index.html, figures as PNGs).")
+@click.option("--energy-model", type=click.Choice(["alignn", "cdvae"]), default="alignn",
+              show_default=True, help="Energies of the energy EMD: the ALIGNN extractor's "
+                                      "formation energy, or CDVAE's property model of --dataset.")
+@_dataset
 @_overwrite
 @_extractor_options
-def evaluate_command(gen, ref, json_path, per_structure, report_dir, overwrite, weights, device,
-                     batch_size, no_cache, exact_graph):
+def evaluate_command(gen, ref, json_path, per_structure, report_dir, energy_model, dataset,
+                     overwrite, weights, device, batch_size, no_cache, exact_graph):
     """Every metric of GEN against REF in one pass: validity, density, element-count and energy
     EMD, FAD and KID; optionally an HTML report with histograms and the worst structures."""
     _check_outputs(overwrite, json_path, per_structure, report=report_dir)
+    if dataset and energy_model != "cdvae":
+        raise click.UsageError("--dataset selects CDVAE's property model: use it with "
+                               "--energy-model cdvae")
+    energies = (CdvaeEnergy(dataset or "mp20", device=device, batch_size=batch_size,
+                            cache=not no_cache) if energy_model == "cdvae" else None)
     evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
-                                                    exact_graph))
+                                                    exact_graph), energies)
     summary = evaluation.summary
     click.echo(f"evaluation of {gen} against {ref}")
     _table(evaluation_rows(summary, evaluation.validity))
     _print_errors(summary["read_errors"])
+    _print_errors(summary.get("energy_errors", []), "no energy for")
     if json_path:
         write_json(json_path, summary, overwrite)
     if per_structure:

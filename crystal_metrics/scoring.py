@@ -6,7 +6,7 @@ GEN and REF are anything `read_structures` accepts or a statistics file (`.npz`,
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -146,13 +146,22 @@ class Evaluation:
     reference: FeatureStatistics
 
 
-def evaluate(gen, ref, features: FeatureSource | None = None) -> Evaluation:
+def evaluate(gen, ref, features: FeatureSource | None = None, energy_model=None) -> Evaluation:
     """Every metric in one pass, each set embedded once: validity of GEN, density and
-    element-count EMD, energy EMD, FAD and KID (the keys of `validity`, `density` and `fad`)."""
+    element-count EMD, energy EMD, FAD and KID (the keys of `validity`, `density` and `fad`).
+
+    `energy_model`: None (ALIGNN's formation energies) or a `CdvaeEnergy`, whose predictions
+    then make the energy EMD (REF must be structures) and replace the energies of the result;
+    the summary also names the model (`energy_model`) and its failures (`energy_errors`)."""
     features = features or FeatureSource()
     gen_set = read_structures(gen, progress=features.progress)
     if not len(gen_set):
         raise CrystalMetricsError(f"no readable structures in {gen}")
+    if energy_model is not None:
+        if is_statistics_file(ref):
+            raise CrystalMetricsError(f"{ref} is a statistics file (ALIGNN energies); the energy "
+                                      "model needs REF's structures")
+        ref = read_structures(ref, progress=features.progress)
     result = validity(gen_set.crystals)
     gen_stats = features(gen_set)
     ref_stats = features(ref)
@@ -162,4 +171,9 @@ def evaluate(gen, ref, features: FeatureSource | None = None) -> Evaluation:
                "density_emd": emd(gen_stats.densities, ref_stats.densities),
                "n_elements_emd": emd(gen_stats.n_elements, ref_stats.n_elements),
                **feature_scores(gen_stats, ref_stats)}
+    if energy_model is not None:
+        gen_values, ref_values, fields = energy_model.scores(gen_set, ref)
+        gen_stats = replace(gen_stats, energies=gen_values)
+        ref_stats = replace(ref_stats, energies=ref_values)
+        summary |= fields
     return Evaluation(summary, gen_set, gen_stats, result, ref_stats)

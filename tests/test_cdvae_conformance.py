@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_alignn_conformance import load_fixture
 
 from crystal_metrics import Crystal, read_structures
 from crystal_metrics.cdvae import PropertyModel
 from crystal_metrics.cdvae.graph import CrystalGraph, crystal_graph, standard_lattice
 from support import MP20_DIR, TRANSFORMS, rock_salt, supercell
-from test_alignn_conformance import load_fixture
 
 GOLDEN = Path(__file__).parent / "data" / "cdvae" / "golden_mp20.npz"
 TOLERANCE = 1e-5  # eV/atom; CDVAE computes in float32, we in float64

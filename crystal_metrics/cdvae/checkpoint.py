@@ -14,6 +14,7 @@ placeholders, so no omegaconf or Lightning code runs and neither is needed.
 from __future__ import annotations
 
 import collections
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,8 +138,12 @@ def _load(path: Path, allowed: list, what: str):
     except FileNotFoundError:
         raise WeightsError(f"{what} {path} is missing.") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for unreadable files
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise WeightsError(f"Cannot load {what} {path} ({type(exc).__name__}: {first}).") from None
+        if found := re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc)):
+            why = (f"it pickles {found.group(1)}; only tensors and the allow-listed configuration "
+                   "objects are read")
+        else:
+            why = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+        raise WeightsError(f"Cannot load {what} {path} ({why}).") from None
 
 
 def load_encoder_state(path: Path) -> dict:

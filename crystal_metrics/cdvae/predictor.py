@@ -118,7 +118,7 @@ class PropertyModel:
                 progress: bool | None = None) -> Predictions:
         """Predicted property of each crystal; CrystalNN graphs are built in `workers` forked
         processes (default: all usable CPUs). A structure the model cannot take (CrystalNN fails,
-        element beyond Pu) is NaN with its reason in `failures`."""
+        element beyond Pu, a non-finite output) is NaN with its reason in `failures`."""
         _ = self.model, self.scaler  # load (and fail) before the slow graph building
         graphs = parallel_map(graph_or_reason, list(crystals), workers=workers,
                               min_items=PARALLEL_MIN_STRUCTURES, progress=progress,
@@ -126,4 +126,7 @@ class PropertyModel:
         values = np.full(len(graphs), np.nan)
         done = [i for i, g in enumerate(graphs) if not isinstance(g, str)]
         values[done] = self.predict_graphs([graphs[i] for i in done])
-        return Predictions(values, {i: g for i, g in enumerate(graphs) if isinstance(g, str)})
+        failures = {i: g for i, g in enumerate(graphs) if isinstance(g, str)}
+        failures |= {i: "non-finite prediction" for i in done if not np.isfinite(values[i])}
+        values[list(failures)] = np.nan
+        return Predictions(values, dict(sorted(failures.items())))
