@@ -27,7 +27,8 @@ class CdvaeEnergy:
         device: torch device; default CUDA when available.
         batch_size: structures per forward pass.
         cache: read and write predictions in the crystal-metrics cache.
-        workers: processes building CrystalNN graphs (default: all usable CPUs).
+        workers: processes parsing CIFs and building CrystalNN graphs (default: all usable
+            CPUs).
         progress: show progress bars (default: on a terminal).
     """
 
@@ -58,7 +59,7 @@ class CdvaeEnergy:
         if is_statistics_file(source):
             raise CrystalMetricsError(f"{source} is a statistics file (ALIGNN energies); the CDVAE "
                                       "property model needs the structures")
-        structures = read_structures(source, progress=self.progress)
+        structures = read_structures(source, workers=self.workers, progress=self.progress)
         if not len(structures):
             raise CrystalMetricsError(f"no readable structures in {source}")
         return structures

