@@ -14,8 +14,10 @@ process, one thread; "peak" is its peak RSS, "added" the rise of the peak RSS du
 2. ALIGNN graph (`knn_edges`, the default whole-shell graph).
 3. ALIGNN-FF embedding of one cell (up to k = --embed-up-to): the memory behind --max-atoms.
 4. CrystalNN structure fingerprint (coverage) of one cell, up to k = --fingerprint-up-to.
-5. `crystal-metrics evaluate` of the 40 example CIFs with and without one 10,648-atom cell added.
-Needs nothing outside the repository except the ALIGNN-FF weights (fetched once).
+5. CDVAE's mp20 property model of one cell (CrystalNN graph, triplets, DimeNet++), up to
+   k = --cdvae-up-to: the memory behind --max-atoms for `energy --model cdvae`.
+6. `crystal-metrics evaluate` of the 40 example CIFs with and without one 10,648-atom cell added.
+Needs nothing outside the repository except the ALIGNN-FF and CDVAE weights (fetched once).
 """
 from __future__ import annotations
 
@@ -90,6 +92,12 @@ def measure_one(kind: str, k: int) -> dict:
 
         featurizers()
         step = lambda: structure_fingerprint(crystal)
+    elif kind == "cdvae":
+        from crystal_metrics.cdvae import PropertyModel
+
+        model = PropertyModel("mp20", device="cpu")
+        _ = model.model, model.scaler
+        step = lambda: model.predict([crystal], workers=1)
     elif kind == "graph":
         from crystal_metrics.alignn.graph import knn_edges
 
@@ -104,7 +112,7 @@ def measure_one(kind: str, k: int) -> dict:
     value = step()
     seconds = time.perf_counter() - start
     added = peak_mb() - before
-    if kind not in ("embed", "fingerprint") and seconds < 1:  # short steps: best of three
+    if kind not in ("embed", "fingerprint", "cdvae") and seconds < 1:  # short steps: best of three
         for _ in range(2):
             start = time.perf_counter()
             step()
@@ -155,6 +163,8 @@ def main() -> None:
     parser.add_argument("--embed-up-to", type=int, default=13, help="largest k embedded")
     parser.add_argument("--fingerprint-up-to", type=int, default=10,
                         help="largest k fingerprinted (CrystalNN, [coverage] extra)")
+    parser.add_argument("--cdvae-up-to", type=int, default=10,
+                        help="largest k through CDVAE's property model")
     parser.add_argument("--skip-evaluate", action="store_true")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -199,6 +209,12 @@ def main() -> None:
     for k in [k for k in (5, 8, 10, 13) if k <= args.fingerprint_up_to]:
         row = in_fresh_process("fingerprint", k)
         print(f"  {row['atoms']:6d} atoms  {row['s']:7.2f} s {row['added_mb']:8.1f} MB added")
+
+    print("CDVAE property model (mp20) of one cell (what --max-atoms bounds for --model cdvae)")
+    for k in [k for k in (5, 8, 10, 13) if k <= args.cdvae_up_to]:
+        row = in_fresh_process("cdvae", k)
+        print(f"  {row['atoms']:6d} atoms  {row['s']:7.2f} s {row['added_mb']:8.1f} MB added "
+              f"({row['added_mb'] / row['atoms']:.2f} MB/atom)")
 
     if not args.skip_evaluate:
         print("crystal-metrics evaluate examples/mp20_test (+ one 10,648-atom cell) vs the example CSV")

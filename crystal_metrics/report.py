@@ -73,6 +73,16 @@ def robust_z(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return (np.asarray(values, dtype=float) - median) / scale
 
 
+def energy_axis(evaluation: Evaluation) -> tuple[str, str, str]:
+    """(quantity, unit, axis label) of the energies: the extractor's formation energy, or the
+    property of the energy model named in the summary (`evaluate(..., energy_model=...)`)."""
+    model = evaluation.summary.get("energy_model")
+    if model is None:
+        label = evaluation.features.extractor.label
+        return "formation energy", "eV/atom", f"formation energy ({label}, eV/atom)"
+    return model["property"], model["unit"], f"{model['property']} ({model['name']}, {model['unit']})"
+
+
 def worst_structures(evaluation: Evaluation, k: int = WORST) -> dict[str, tuple[tuple, list]]:
     """The k worst GEN structures by each criterion: {title: (value column names, [Outlier])}.
 
@@ -94,9 +104,10 @@ def worst_structures(evaluation: Evaluation, k: int = WORST) -> dict[str, tuple[
             **{"min distance (Å)": lambda i: f"{result.min_distance[i]:.3f}",
                "structurally valid": lambda i: "yes" if result.structural[i] else "no"}),
         f"compositionally invalid (SMACT): {len(invalid)} of {result.n}": table(invalid)}
+    energy, energy_unit, _ = energy_axis(evaluation)
     for title, unit, values, reference in (("density", "g/cm³", evaluation.densities,
                                             ref.densities),
-                                           ("formation energy", "eV/atom", evaluation.energies,
+                                           (energy, energy_unit, evaluation.energies,
                                             ref.energies)):
         z = robust_z(values, reference)
         tables[f"{title} furthest from the reference"] = table(
@@ -179,14 +190,13 @@ def figures(evaluation: Evaluation) -> dict[str, bytes]:
     """PNG bytes of each figure in FIGURES."""
     gen, ref = evaluation.features, evaluation.reference
     return {"density": _histogram(gen.densities, ref.densities, "density (g/cm³)"),
-            "energy": _histogram(gen.energies, ref.energies,
-                                 f"formation energy ({gen.extractor.label}, eV/atom)"),
+            "energy": _histogram(gen.energies, ref.energies, energy_axis(evaluation)[2]),
             "n_elements": _element_counts(gen.n_elements, ref.n_elements),
             "validity": _validity(evaluation)}
 
 
 CAPTIONS = {"density": "Density of GEN and REF.",
-            "energy": "Formation energy per atom predicted by the extractor.",
+            "energy": "Energy per atom predicted by the extractor or the energy model.",
             "n_elements": "Number of distinct elements per structure.",
             "validity": "Validity of GEN (CDVAE convention) and its shortest interatomic distances."}
 

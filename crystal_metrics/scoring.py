@@ -6,7 +6,7 @@ GEN and REF are anything `read_structures` accepts or a statistics file (`.npz`,
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from .api import labelled_errors, named_errors
 from .errors import CrystalMetricsError, TooFewStructuresError
 from .features import EmbeddingCache, FeatureStatistics
 from .features.cache import default_cache
-from .features.embedding import MAX_ATOMS, featurize
+from .features.embedding import MAX_ATOMS, featurize, split_by_size
 from .io import StructureSet, read_structures
 from .metrics.distribution import emd
 from .metrics.frechet import frechet_distance
@@ -185,14 +185,23 @@ class Evaluation:
         return self._per_structure(self.features.densities)
 
 
-def evaluate(gen, ref, features: FeatureSource | None = None) -> Evaluation:
+def evaluate(gen, ref, features: FeatureSource | None = None, energy_model=None) -> Evaluation:
     """Every metric in one pass, each set embedded once: validity of GEN, density and
-    element-count EMD, energy EMD, FAD and KID (the keys of `validity`, `density` and `fad`)."""
+    element-count EMD, energy EMD, FAD and KID (the keys of `validity`, `density` and `fad`).
+
+    `energy_model`: None (ALIGNN's formation energies) or a `CdvaeEnergy`, whose predictions
+    then make the energy EMD (REF must be structures) and replace the energies of the result;
+    the summary also names the model (`energy_model`) and its failures (`energy_errors`)."""
     features = features or FeatureSource()
     gen_set = read_structures(gen, progress=features.progress)
     if not len(gen_set):
         raise TooFewStructuresError(f"no readable structures in {gen}",
                                     {"unreadable": named_errors("gen", gen_set.errors)})
+    if energy_model is not None:
+        if is_statistics_file(ref):
+            raise CrystalMetricsError(f"{ref} is a statistics file (ALIGNN energies); the energy "
+                                      "model needs REF's structures")
+        ref = read_structures(ref, progress=features.progress)
     result = validity(gen_set.crystals)
     gen_stats = features(gen_set)
     ref_stats = features(ref)
@@ -204,4 +213,10 @@ def evaluate(gen, ref, features: FeatureSource | None = None) -> Evaluation:
                "n_valid": result.n_valid, "validity": result.fractions(),
                "density_emd": emd(gen_stats.densities, ref_stats.densities),
                "n_elements_emd": emd(gen_stats.n_elements, ref_stats.n_elements), **scores}
+    if energy_model is not None:  # the structures that have ALIGNN energies, in their order
+        gen_values, ref_values, fields = energy_model.scores(
+            split_by_size(gen_set, features.max_atoms)[0], split_by_size(ref, features.max_atoms)[0])
+        gen_stats = replace(gen_stats, energies=gen_values)
+        ref_stats = replace(ref_stats, energies=ref_values)
+        summary |= fields
     return Evaluation(summary, gen_set, gen_stats, result, ref_stats, embedded)

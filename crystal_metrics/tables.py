@@ -40,9 +40,18 @@ def kid_text(summary: dict) -> str:
     return text
 
 
+def energy_rows(summary: dict) -> list[tuple[str, str]]:
+    """The energy EMD, with its unit and model when an energy model (not ALIGNN) made it."""
+    model = summary.get("energy_model")
+    if model is None:
+        return [("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}")]
+    return [(f"energy EMD ({model['unit']})", f"{summary['energy_emd']:.4f}"),
+            ("energy model", f"{model['name']} ({model['property']}, sha256 {model['sha256']})")]
+
+
 def evaluation_rows(summary: dict, result: ValidityResult) -> list[tuple[str, str]]:
     """Every row of `crystal-metrics evaluate`."""
     return validity_rows(summary, result) + [
         ("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
-        ("n-elements EMD", f"{summary['n_elements_emd']:.4f}"),
-        ("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}")] + feature_rows(summary)
+        ("n-elements EMD", f"{summary['n_elements_emd']:.4f}")] + energy_rows(summary) + \
+        feature_rows(summary)

