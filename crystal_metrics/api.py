@@ -8,6 +8,7 @@ from .io.manifest import read_source_ids
 from .metrics import uniqueness as _uniqueness
 from .metrics.distribution import density_emd_of, n_elements_emd_of
 from .metrics.matching import MatchResult, match_structures
+from .metrics.smact_check import DEFAULT_OXIDATION_STATES
 from .metrics.uniqueness import UniquenessResult
 from .metrics.validity import ValidityResult
 from .metrics.validity import validity as _validity
@@ -17,12 +18,14 @@ def _crystals(source) -> list:
     return read_structures(source).crystals
 
 
-def validity(structures) -> ValidityResult:
-    """Structural, compositional and overall validity flags of every readable structure.
+def validity(structures, oxidation_states: str = DEFAULT_OXIDATION_STATES) -> ValidityResult:
+    """Structural, compositional and overall validity flags of every readable structure;
+    `oxidation_states`: SMACT table of the compositional check, 'smact221' (CDVAE's) or
+    'smact14' (SMACT 4's).
 
     Unreadable structures are left out; call `read_structures` first to see them.
     """
-    return _validity(_crystals(structures))
+    return _validity(_crystals(structures), oxidation_states)
 
 
 def density_emd(gen, ref) -> float:
@@ -64,6 +67,7 @@ def validity_summary(structures: StructureSet, result: ValidityResult) -> dict:
         "read_errors": [e.as_dict() for e in structures.errors],
         "n_valid": result.n_valid,
         "validity": result.fractions(),
+        "oxidation_states": result.oxidation_states,
     }
 
 

@@ -26,6 +26,7 @@ from .io.manifest import read_source_ids
 from .metrics.coverage import CUTOFFS, coverage
 from .metrics.matching import MatchResult, match_structures
 from .metrics.pairing import PAIR_BY
+from .metrics.smact_check import DEFAULT_OXIDATION_STATES, OXIDATION_STATE_TABLES
 from .metrics.uniqueness import novelty, uniqueness
 from .metrics.validity import ValidityResult, validity
 from .mlip import Chgnet, chgnet_energy_emd
@@ -48,6 +49,11 @@ _strict = click.option("--strict", is_flag=True,
                        help="Fail (exit 1) on the first unreadable or unusable structure.")
 _workers = click.option("--workers", type=click.IntRange(min=1),
                         help="Processes for CIF parsing [default: all usable CPUs].")
+_oxidation_states = click.option(
+    "--oxidation-states", type=click.Choice(OXIDATION_STATE_TABLES),
+    default=DEFAULT_OXIDATION_STATES, show_default=True,
+    help="SMACT table of the compositional check: smact221 (SMACT 2.2.1, CDVAE's pin: the "
+         "published numbers) or smact14 (SMACT 4's smact14 lists).")
 _match_workers = click.option("--workers", type=click.IntRange(min=1),
                               help="Processes for CIF parsing and structure matching "
                                    "[default: all usable CPUs].")
@@ -76,16 +82,17 @@ def _show_warning(message, category, *args, **kwargs):
 @_output
 @click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
               help="Write one CSV row per structure (flags, density, minimum distance, errors).")
+@_oxidation_states
 @_strict
 @_overwrite
 @_workers
-def validity_command(path, json_path, per_structure, strict, overwrite, workers):
+def validity_command(path, json_path, per_structure, oxidation_states, strict, overwrite, workers):
     """Structural, compositional and overall validity of the structures at PATH."""
     _check_outputs(overwrite, json_path, per_structure)
     structures = _read(path, strict, workers)
-    result = validity(structures.crystals)
+    result = validity(structures.crystals, oxidation_states)
     summary = validity_summary(structures, result)
-    click.echo(f"validity of {path}")
+    click.echo(f"validity of {path} (oxidation states {oxidation_states})")
     _table(validity_rows(summary, result))
     _print_errors(summary["read_errors"])
     if json_path:

@@ -75,3 +75,17 @@ def write_cifs(folder: Path, crystals: dict) -> Path:
     for name, crystal in crystals.items():
         CifWriter(crystal.to_pymatgen()).write_file(folder / f"{name}.cif")
     return folder
+
+
+def smact4_valid(numbers, counts) -> bool:
+    """SMACT 4's own smact_validity with oxidation_states_set="smact14" (reference for the
+    shipped smact14 table)."""
+    import warnings
+
+    from pymatgen.core import Composition, Element
+    from smact.screening import smact_validity
+
+    composition = Composition({Element.from_Z(z): c for z, c in zip(numbers, counts)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bool(smact_validity(composition, oxidation_states_set="smact14"))
