@@ -1,7 +1,8 @@
 """On-disk cache of per-structure embeddings, keyed by structure hash and extractor weights.
 
 One SQLite file; scoring many generated sets against one reference embeds the reference once.
-Coverage fingerprints (`fingerprints.py`) are stored in it too, under their own extractor key.
+Coverage fingerprints (`fingerprints.py`) and space groups (`metrics/symmetry.py`) are stored in
+it too, under their own keys (`cached_map`).
 """
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..crystal import Crystal
+from ..parallel import parallel_map
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS embeddings (
     extractor TEXT NOT NULL, structure TEXT NOT NULL, latent BLOB NOT NULL, energy REAL,
@@ -74,3 +77,31 @@ def default_cache() -> EmbeddingCache:
     from ..weights import cache_dir
 
     return EmbeddingCache(cache_dir() / "embeddings.sqlite")
+
+
+def cached_map(function, crystals: list[Crystal], key: str, cache: EmbeddingCache | None, *,
+               workers: int | None = None, progress: bool | None = None, desc: str = "",
+               chunk: int = 256, min_parallel: int = 8) -> list:
+    """`[function(c) for c in crystals]` for a `function` that returns a 1-D float64 array or, on
+    failure, a str (the reason). Arrays found in `cache` under `key` are not computed again; the
+    others are computed in `workers` forked processes (from `min_parallel` structures on) and
+    stored every `chunk` structures, so an interrupted run keeps its finished chunks. Failures
+    are not stored (computed again next time)."""
+    crystals = list(crystals)
+    hashes = [structure_hash(c) for c in crystals]
+    found = cache.get(key, hashes) if cache is not None else {}
+    results: list = [found[h][0] if h in found else None for h in hashes]
+    missing = [i for i, r in enumerate(results) if r is None]
+    with tqdm(total=len(missing), desc=desc, unit="struct", leave=False,
+              disable=None if progress is None else not progress) as bar:
+        for start in range(0, len(missing), chunk):
+            part = missing[start:start + chunk]
+            new = parallel_map(function, [crystals[i] for i in part], workers=workers,
+                               min_items=min_parallel, progress=False)
+            for i, result in zip(part, new):
+                results[i] = result
+            done = [(hashes[i], r) for i, r in zip(part, new) if not isinstance(r, str)]
+            if cache is not None and done:
+                cache.put(key, [h for h, _ in done], np.array([v for _, v in done]))
+            bar.update(len(part))
+    return results
