@@ -5,17 +5,20 @@ errors (unknown option, output file exists without --overwrite...).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from pathlib import Path
 
 import click
+import numpy as np
 from click.core import ParameterSource
 
 from .api import (
     distribution_summary,
     match_summary,
     novelty_summary,
+    scored_structures,
     uniqueness_summary,
     validity_summary,
 )
@@ -24,15 +27,19 @@ from .features.fingerprints import CACHE_KIND
 from .io import StructureSet, check_writable, read_structures, write_csv, write_json
 from .io.manifest import read_source_ids
 from .metrics.coverage import CUTOFFS, coverage
+from .metrics.diversity import diversity
 from .metrics.matching import MatchResult, match_structures
 from .metrics.pairing import PAIR_BY
+from .metrics.selection import Selection, TooFewStructuresError
 from .metrics.smact_check import DEFAULT_OXIDATION_STATES, OXIDATION_STATE_TABLES
+from .metrics.symmetry import ANGLE_TOLERANCE, CRYSTAL_SYSTEMS, SYMPREC, symmetry
 from .metrics.uniqueness import novelty, uniqueness
 from .metrics.validity import ValidityResult, validity
-from .mlip import Chgnet, chgnet_energy_emd
+from .mlip import Chgnet, chgnet_energy_emd, refuse_statistics_file
+from .protocols import PROTOCOLS, Protocol
 from .report import check_report_writable, write_report
-from .scoring import FeatureSource, energy_emd, evaluate, fad, feature_pair
-from .tables import evaluation_rows, feature_rows, validity_rows
+from .scoring import FeatureSource, energy_emd_of, evaluate, fad, scored_features
+from .tables import evaluation_rows, feature_rows, space_group_rows, validity_rows
 
 MAX_ERRORS_SHOWN = 20
 
@@ -54,6 +61,25 @@ _oxidation_states = click.option(
     default=DEFAULT_OXIDATION_STATES, show_default=True,
     help="SMACT table of the compositional check: smact221 (SMACT 2.2.1, CDVAE's pin: the "
          "published numbers) or smact14 (SMACT 4's smact14 lists).")
+_valid_only = click.option(
+    "--valid-only", is_flag=True,
+    help="Score only the valid GEN structures in the EMDs (CDVAE's GenEval) [default: every "
+         "readable one, as the GemsDiff paper].")
+_n_samples = click.option(
+    "--n-samples", type=click.IntRange(min=1),
+    help="Score a random subset of N of those GEN structures (CDVAE: 1000); fewer is an error.")
+_seed = click.option(
+    "--seed", type=click.IntRange(min=0, max=2 ** 32 - 1), default=0, show_default=True,
+    help="Seed of the --n-samples draw (numpy's legacy generator: CDVAE's np.random.choice "
+         "after np.random.seed(SEED)).")
+
+
+def _selection_options(command):
+    for option in (_seed, _n_samples, _valid_only):
+        command = option(command)
+    return command
+
+
 _match_workers = click.option("--workers", type=click.IntRange(min=1),
                               help="Processes for CIF parsing and structure matching "
                                    "[default: all usable CPUs].")
@@ -105,17 +131,21 @@ def validity_command(path, json_path, per_structure, oxidation_states, strict, o
 
 @main.command("density")
 @_gen_ref
+@_selection_options
+@_oxidation_states
 @_output
 @_strict
 @_overwrite
 @_workers
-def density_command(gen, ref, json_path, strict, overwrite, workers):
+def density_command(gen, ref, valid_only, n_samples, seed, oxidation_states, json_path, strict,
+                    overwrite, workers):
     """EMD of density (g/cm³) and of number of elements between GEN and REF."""
     _check_outputs(overwrite, json_path)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
-    summary = distribution_summary(gen_set, ref_set)
+    summary = _run(distribution_summary, gen_set, ref_set,
+                   Selection(valid_only, n_samples, seed), oxidation_states)
     _table([("generated structures", summary["n_gen"]), ("reference structures", summary["n_ref"]),
-            ("read errors", summary["n_read_errors"]),
+            ("read errors", summary["n_read_errors"]), ("GEN scored", summary["scored"]),
             ("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
             ("n-elements EMD", f"{summary['n_elements_emd']:.4f}")])
     _print_errors(summary["read_errors"])
@@ -254,6 +284,82 @@ def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, 
         write_json(json_path, summary, overwrite)
 
 
+@main.command("diversity")
+@click.argument("path", type=click.Path(path_type=Path))
+@_selection_options
+@_oxidation_states
+@_output
+@_strict
+@_overwrite
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes for CIF parsing and fingerprints [default: all usable CPUs].")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the fingerprint cache.")
+def diversity_command(path, valid_only, n_samples, seed, oxidation_states, json_path, strict,
+                      overwrite, workers, no_cache):
+    """CDVAE's composition and structure diversity of the structures at PATH: mean pairwise
+    distance of their Magpie and CrystalNN fingerprints (the [coverage] extra). CDVAE's own:
+    --valid-only --n-samples 1000."""
+    _check_outputs(overwrite, json_path)
+    structures = _read(path, strict, workers)
+    summary = _run(diversity, structures, Selection(valid_only, n_samples, seed),
+                   oxidation_states, workers=workers, cache=not no_cache)
+    click.echo(f"diversity of {path}")
+    _table([("structures", summary["n_structures"]), ("read errors", summary["n_read_errors"]),
+            ("fingerprint errors", summary["n_fingerprint_errors"]),
+            ("scored", summary["scored"]),
+            ("composition diversity", f"{summary['comp_div']:.4f}"),
+            ("structure diversity", f"{summary['struct_div']:.4f}")])
+    _print_errors(summary["read_errors"])
+    _print_errors(summary["fingerprint_errors"], "not fingerprinted")
+    if json_path:
+        write_json(json_path, summary, overwrite)
+
+
+@main.command("symmetry")
+@click.argument("gen", type=click.Path(path_type=Path))
+@click.argument("ref", type=click.Path(path_type=Path), required=False)
+@_selection_options
+@_oxidation_states
+@click.option("--symprec", type=click.FloatRange(min=0, min_open=True), default=SYMPREC,
+              show_default=True, help="spglib's distance tolerance (Å).")
+@click.option("--angle-tolerance", type=click.FloatRange(min=0, min_open=True),
+              default=ANGLE_TOLERANCE, show_default=True, help="spglib's angle tolerance (°).")
+@_output
+@_strict
+@_overwrite
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes for CIF parsing and the symmetry search [default: all usable "
+                   "CPUs].")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the space-group cache.")
+def symmetry_command(gen, ref, valid_only, n_samples, seed, oxidation_states, symprec,
+                     angle_tolerance, json_path, strict, overwrite, workers, no_cache):
+    """Space-group and crystal-system distributions of GEN (spglib through pymatgen) and, with
+    REF, of REF and the total variation distances between them."""
+    _check_outputs(overwrite, json_path)
+    gen_set = _read(gen, strict, workers)
+    ref_set = None if ref is None else _read(ref, strict, workers)
+    summary = _run(symmetry, gen_set, ref_set, Selection(valid_only, n_samples, seed),
+                   oxidation_states, symprec=symprec, angle_tolerance=angle_tolerance,
+                   workers=workers, cache=not no_cache)
+    click.echo(f"space groups of {gen}" + ("" if ref is None else f" against {ref}"))
+    rows = [("GEN scored", summary["scored"]), ("read errors", summary["n_read_errors"]),
+            ("no space group", len(summary["errors"]))]
+    sides = [("GEN", summary["gen"])] + ([] if ref is None else [("REF", summary["ref"])])
+    for system in CRYSTAL_SYSTEMS:
+        rows.append((system, "  ".join(f"{label} {side['crystal_systems'][system]:.4f}"
+                                       for label, side in sides)))
+    for label, side in sides:
+        common = list(side["space_groups"].items())[:5]
+        rows.append((f"commonest ({label})", ", ".join(f"{n}: {f:.3f}" for n, f in common)))
+    if ref is not None:
+        rows += space_group_rows(summary)
+    _table(rows)
+    _print_errors(summary["read_errors"])
+    _print_errors(summary["errors"], "no space group for")
+    if json_path:
+        write_json(json_path, summary, overwrite)
+
+
 _weights = click.option("--weights", help="ALIGNN checkpoint: folder, zip or URL "
                         "[default: ALIGNN-FF, fetched once].")
 _device = click.option("--device", help="torch device [default: cuda if available, else cpu].")
@@ -295,6 +401,8 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
 
 @main.command("energy")
 @_gen_ref
+@_selection_options
+@_oxidation_states
 @_output
 @_overwrite
 @click.option("--model", type=click.Choice(["alignn", "chgnet"]), default="alignn",
@@ -306,17 +414,23 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
               show_default=True, help="chgnet only: stop relaxing once every force is below "
                                       "this (eV/Å).")
 @_extractor_options
-def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, weights, device,
-                   batch_size, no_cache, exact_graph):
+def energy_command(gen, ref, valid_only, n_samples, seed, oxidation_states, json_path, overwrite,
+                   model, relax_steps, fmax, weights, device, batch_size, no_cache, exact_graph):
     """EMD of predicted energy per atom (eV/atom) between GEN and REF: formation energy from
     the ALIGNN extractor, or CHGNet's total energy (--model chgnet), optionally after a short
     relaxation that reports how far the atoms moved (RMSD, Å)."""
     _check_outputs(overwrite, json_path)
+    selection = Selection(valid_only, n_samples, seed)
     if model == "chgnet":
         _only_for_model("alignn", "weights", "no_cache", "exact_graph")
-        summary = _run(chgnet_energy_emd, gen, ref, Chgnet(device, batch_size, relax_steps, fmax))
+        _run(refuse_statistics_file, gen)
+        scored, chosen = _run(scored_structures, _read(gen, False, None), selection,
+                              oxidation_states)
+        summary = {**_run(chgnet_energy_emd, scored, ref,
+                          Chgnet(device, batch_size, relax_steps, fmax)), **chosen}
         rows = [("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
                 ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
+                ("GEN scored", summary["scored"]),
                 ("model", f"chgnet {summary['energy_model']['version']} (total energy per atom)")]
         if relax_steps:
             rows.append((f"mean RMSD after {relax_steps} steps (Å)",
@@ -326,12 +440,14 @@ def energy_command(gen, ref, json_path, overwrite, model, relax_steps, fmax, wei
     else:
         _only_for_model("chgnet", "relax_steps", "fmax")
         features = _features(weights, device, batch_size, no_cache, exact_graph)
-        gen_stats, ref_stats = _run(feature_pair, gen, ref, features)
-        summary = {"energy_emd": _run(energy_emd, gen_stats, ref_stats, features),
+        gen_stats, chosen = _run(scored_features, gen, features, selection, oxidation_states)
+        ref_stats = _run(features, ref)
+        summary = {"energy_emd": _run(energy_emd_of, gen_stats, ref_stats),
                    "n_gen": gen_stats.n, "n_ref": ref_stats.n,
-                   "extractor": gen_stats.extractor.as_dict()}
+                   "extractor": gen_stats.extractor.as_dict(), **chosen}
         _table([("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
                 ("generated / reference", f"{gen_stats.n} / {ref_stats.n}"),
+                ("GEN scored", summary["scored"]),
                 ("extractor", str(gen_stats.extractor))])
     if json_path:
         write_json(json_path, summary, overwrite)
@@ -363,32 +479,75 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
 
 @main.command("evaluate")
 @_gen_ref
+@click.option("--protocol", type=click.Choice(list(PROTOCOLS)),
+              help="A paper's protocol: sets the validity definition, which GEN structures the "
+                   "EMDs score, coverage and diversity (see docs/metrics.md) [default: every "
+                   "readable structure, SMACT 2.2.1 validity].")
+@_selection_options
+@_oxidation_states
+@click.option("--coverage", "with_coverage", is_flag=True,
+              help="Also COV-R and COV-P of every readable GEN structure (the [coverage] extra).")
+@click.option("--diversity", "with_diversity", is_flag=True,
+              help="Also CDVAE's composition and structure diversity of the scored GEN structures "
+                   "(the [coverage] extra).")
+@click.option("--dataset", type=click.Choice(list(CUTOFFS)), default="mp20", show_default=True,
+              help="CDVAE's coverage cutoffs: mp20 0.4 / 10, perov5 and carbon24 0.2 / 4.")
+@click.option("--symprec", type=click.FloatRange(min=0, min_open=True), default=SYMPREC,
+              show_default=True, help="spglib's distance tolerance for the space groups (Å).")
 @_output
 @click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
               help="Write one CSV row per GEN structure (validity, density, energy, errors).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write an HTML report into this folder (index.html, figures as PNGs).")
 @_overwrite
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes for CIF parsing, fingerprints and space groups [default: all "
+                   "usable CPUs].")
 @_extractor_options
-def evaluate_command(gen, ref, json_path, per_structure, report_dir, overwrite, weights, device,
-                     batch_size, no_cache, exact_graph):
+def evaluate_command(gen, ref, protocol, valid_only, n_samples, seed, oxidation_states,
+                     with_coverage, with_diversity, dataset, symprec, json_path, per_structure,
+                     report_dir, overwrite, workers, weights, device, batch_size, no_cache,
+                     exact_graph):
     """Every metric of GEN against REF in one pass: validity, density, element-count and energy
-    EMD, FAD and KID; optionally an HTML report with histograms and the worst structures."""
+    EMD, space-group distributions, FAD and KID (and coverage and diversity); optionally an HTML
+    report with histograms and the worst structures."""
     _check_outputs(overwrite, json_path, per_structure, report=report_dir)
+    if protocol:
+        _not_with_protocol(protocol, "valid_only", "n_samples", "oxidation_states")
+        chosen = PROTOCOLS[protocol]
+    else:
+        chosen = Protocol(oxidation_states=oxidation_states, valid_only=valid_only,
+                          n_samples=n_samples)
+    chosen = dataclasses.replace(chosen, coverage=chosen.coverage or with_coverage,
+                                 diversity=chosen.diversity or with_diversity)
     evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
-                                                    exact_graph))
+                                                    exact_graph),
+                      chosen, seed=seed, dataset=dataset, symprec=symprec, workers=workers)
     summary = evaluation.summary
     click.echo(f"evaluation of {gen} against {ref}")
     _table(evaluation_rows(summary, evaluation.validity))
     _print_errors(summary["read_errors"])
+    _print_errors(summary.get("fingerprint_errors", []), "not fingerprinted")
+    _print_errors(summary["space_groups"]["errors"], "no space group for")
     if json_path:
         write_json(json_path, summary, overwrite)
     if per_structure:
         write_csv(per_structure, _per_structure_rows(evaluation.structures, evaluation.validity,
-                                                     evaluation.features.energies), overwrite)
+                                                     evaluation.features.energies,
+                                                     evaluation.scored), overwrite)
     if report_dir:
         page = write_report(report_dir, evaluation, (str(gen), str(ref)), overwrite)
         click.echo(f"report -> {page}")
+
+
+def _not_with_protocol(protocol: str, *names: str) -> None:
+    """Options among `names` given on the command line are fixed by --protocol: a usage error."""
+    ctx = click.get_current_context()
+    given = [p.opts[0] for p in ctx.command.params
+             if p.name in names and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} cannot be combined with --protocol "
+                               f"{protocol}, which fixes it")
 
 
 @main.command("weights")
@@ -418,9 +577,12 @@ def weights_command(fetch):
 
 
 def _run(function, *args, **kwargs):
-    """Call `function`, turning a CrystalMetricsError into a one-line error (exit 1)."""
+    """Call `function`, turning a CrystalMetricsError into a one-line error (exit 1; exit 2 when
+    --n-samples asks for more structures than there are)."""
     try:
         return function(*args, **kwargs)
+    except TooFewStructuresError as exc:  # asked for more than there is: a usage error
+        raise click.UsageError(str(exc)) from None
     except CrystalMetricsError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -476,17 +638,20 @@ def _print_errors(errors: list[dict], what: str = "unreadable") -> None:
 
 PER_STRUCTURE_COLUMNS = ("name", "formula", "n_atoms", "volume_A3", "density_g_cm3",
                          "min_distance_A", "structural_valid", "compositional_valid", "valid",
-                         "formation_energy_eV_atom", "read_error")
+                         "formation_energy_eV_atom", "scored", "read_error")
 
 
 def _per_structure_rows(structures: StructureSet, result: ValidityResult,
-                        energies=None) -> list[dict]:
-    """One row per structure; `formation_energy_eV_atom` is blank unless `energies` are given."""
+                        energies=None, scored=None) -> list[dict]:
+    """One row per structure; `formation_energy_eV_atom` and `scored` (in the EMDs: evaluate)
+    are blank unless `energies` and `scored` (positions) are given."""
+    in_emds = None if scored is None else set(np.asarray(scored).tolist())
     rows = [dict(zip(PER_STRUCTURE_COLUMNS, (
         name, crystal.formula, crystal.n_atoms, f"{crystal.volume:.6g}", f"{crystal.density:.6g}",
         f"{result.min_distance[i]:.6g}", bool(result.structural[i]),
         bool(result.compositional[i]), bool(result.overall[i]),
-        "" if energies is None else f"{energies[i]:.6g}", "")))
+        "" if energies is None else f"{energies[i]:.6g}",
+        "" if in_emds is None else i in in_emds, "")))
         for i, (name, crystal) in enumerate(zip(structures.names, structures.crystals))]
     blank = dict.fromkeys(PER_STRUCTURE_COLUMNS, "")
     return rows + [{**blank, "name": e.name, "read_error": e.reason} for e in structures.errors]

@@ -12,16 +12,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import labelled_errors
+from .api import labelled_errors, scored_structures, selection_summary
 from .errors import CrystalMetricsError
 from .features import EmbeddingCache, FeatureStatistics
 from .features.cache import default_cache
 from .features.embedding import featurize
+from .features.fingerprints import Fingerprints, fingerprints
 from .io import StructureSet, read_structures
+from .metrics.coverage import CUTOFFS, coverage_scores
 from .metrics.distribution import emd
+from .metrics.diversity import fingerprint_diversity
 from .metrics.frechet import frechet_distance
 from .metrics.kid import kernel_distance
+from .metrics.selection import Selection
+from .metrics.smact_check import DEFAULT_OXIDATION_STATES
+from .metrics.symmetry import SYMPREC, SpaceGroups, space_group_fields, space_groups
 from .metrics.validity import ValidityResult, validity
+from .protocols import Protocol, get_protocol
 
 
 class SmallSampleWarning(UserWarning):
@@ -85,7 +92,7 @@ def feature_pair(gen, ref, features: FeatureSource | None = None
 
 def feature_scores(gen: FeatureStatistics, ref: FeatureStatistics, kid_subsets: int = 100,
                    kid_subset_size: int = 1000) -> dict:
-    """FAD, KID and energy EMD of two feature sets of the same extractor (JSON fields)."""
+    """FAD and KID of two feature sets of the same extractor (JSON fields)."""
     gen.check_same_extractor(ref)
     for label, stats in (("GEN", gen), ("REF", ref)):
         if stats.n < 2:
@@ -97,8 +104,7 @@ def feature_scores(gen: FeatureStatistics, ref: FeatureStatistics, kid_subsets: 
                           "thousands of structures", SmallSampleWarning, stacklevel=3)
     kid, kid_std = kernel_distance(gen.features, ref.features, kid_subsets, kid_subset_size)
     return {"fad": frechet_distance(*gen.gaussian, *ref.gaussian), "n_gen": gen.n, "n_ref": ref.n,
-            "extractor": gen.extractor.as_dict(), "kid": kid, "kid_std": kid_std,
-            "energy_emd": emd(_finite_energies("GEN", gen), _finite_energies("REF", ref))}
+            "extractor": gen.extractor.as_dict(), "kid": kid, "kid_std": kid_std}
 
 
 class MissingEnergyWarning(UserWarning):
@@ -118,48 +124,147 @@ def _finite_energies(label: str, stats: FeatureStatistics):
     return stats.energies[finite]
 
 
+def energy_emd_of(gen: FeatureStatistics, ref: FeatureStatistics) -> float:
+    """EMD of the finite formation energies (eV/atom) of two feature sets."""
+    gen.check_same_extractor(ref)
+    return emd(_finite_energies("GEN", gen), _finite_energies("REF", ref))
+
+
 def fad(gen, ref, features: FeatureSource | None = None) -> dict:
     """Fréchet ALIGNN Distance between GEN and REF, with KID and the extractor's identity.
 
     Returns {"fad", "n_gen", "n_ref", "extractor": {name, sha256, dim}, "kid", "kid_std"}.
     """
-    scores = feature_scores(*feature_pair(gen, ref, features))
-    del scores["energy_emd"]
-    return scores
+    return feature_scores(*feature_pair(gen, ref, features))
 
 
-def energy_emd(gen, ref, features: FeatureSource | None = None) -> float:
-    """EMD between the formation-energy-per-atom distributions of GEN and REF, eV/atom."""
-    gen_stats, ref_stats = feature_pair(gen, ref, features)
-    return emd(_finite_energies("GEN", gen_stats), _finite_energies("REF", ref_stats))
+def scored_features(gen, features: FeatureSource, selection: Selection,
+                    oxidation_states: str = DEFAULT_OXIDATION_STATES
+                    ) -> tuple[FeatureStatistics, dict]:
+    """Features of the GEN structures `selection` keeps, and the JSON fields naming them.
+
+    A structure set is filtered before it is embedded; a statistics file (no structures, so no
+    validity) can only be subset at random."""
+    if isinstance(gen, FeatureStatistics) or is_statistics_file(gen):
+        stats = features(gen)
+        keep = selection.indices(stats.n)
+        return stats.take(keep), selection_summary(stats.n, selection, len(keep))
+    structures = read_structures(gen, progress=features.progress)
+    if not len(structures):
+        raise CrystalMetricsError(f"no readable structures in {gen}")
+    scored, chosen = scored_structures(structures, selection, oxidation_states)
+    return features(scored), chosen
+
+
+def energy_emd(gen, ref, features: FeatureSource | None = None,
+               selection: Selection | None = None,
+               oxidation_states: str = DEFAULT_OXIDATION_STATES) -> float:
+    """EMD between the formation-energy-per-atom distributions of GEN and REF, eV/atom; GEN
+    filtered by `selection` (default: every readable structure)."""
+    features = features or FeatureSource()
+    gen_stats, _ = scored_features(gen, features, selection or Selection(), oxidation_states)
+    return energy_emd_of(gen_stats, features(ref))
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """Result of `evaluate`: the JSON fields and what they were computed from (GEN's structures,
-    features and validity; REF's features)."""
+    features and validity; REF's features), the positions of the GEN structures the distribution
+    metrics scored (None: all) and the space groups of those and of REF (REF's None when REF is
+    a statistics file)."""
 
     summary: dict
     structures: StructureSet
     features: FeatureStatistics
     validity: ValidityResult
     reference: FeatureStatistics
+    scored: np.ndarray | None = None
+    space_groups: tuple[SpaceGroups, SpaceGroups | None] | None = None
+
+    @property
+    def scored_features(self) -> FeatureStatistics:
+        """GEN's features restricted to the scored structures."""
+        return self.features if self.scored is None else self.features.take(self.scored)
 
 
-def evaluate(gen, ref, features: FeatureSource | None = None) -> Evaluation:
-    """Every metric in one pass, each set embedded once: validity of GEN, density and
-    element-count EMD, energy EMD, FAD and KID (the keys of `validity`, `density` and `fad`)."""
+def evaluate(gen, ref, features: FeatureSource | None = None,
+             protocol: Protocol | str | None = None, *, seed: int = 0, dataset: str = "mp20",
+             symprec: float = SYMPREC, workers: int | None = None) -> Evaluation:
+    """Every metric in one pass, each set embedded once: validity of GEN; density,
+    element-count and energy EMD, space-group distributions (and, when the protocol asks,
+    CDVAE's diversity) of the GEN structures the protocol scores; FAD and KID (and coverage, when
+    the protocol asks) of every readable GEN structure.
+
+    Args:
+        protocol: a `Protocol`, a name of PROTOCOLS ('cdvae', 'diffcsp', 'gemsdiff') or None
+            (every readable structure, SMACT 2.2.1 validity, no coverage or diversity).
+        seed: seed of the protocol's random subset.
+        dataset: CDVAE's coverage cutoffs (a key of `metrics.coverage.CUTOFFS`).
+        symprec: spglib's distance tolerance (Å) for the space groups.
+        workers: processes for reading, fingerprints and space groups (default: all usable CPUs).
+    """
+    protocol = get_protocol(protocol)
     features = features or FeatureSource()
-    gen_set = read_structures(gen, progress=features.progress)
+    progress, store = features.progress, features.cache
+    if dataset not in CUTOFFS:
+        raise CrystalMetricsError(f"unknown dataset {dataset!r}; expected one of {sorted(CUTOFFS)}")
+    gen_set = read_structures(gen, workers=workers, progress=progress)
     if not len(gen_set):
         raise CrystalMetricsError(f"no readable structures in {gen}")
-    result = validity(gen_set.crystals)
+    ref_set = (None if isinstance(ref, FeatureStatistics) or is_statistics_file(ref)
+               else read_structures(ref, workers=workers, progress=progress))
+    result = validity(gen_set.crystals, protocol.oxidation_states,
+                      protocol.max_oxidation_combinations)
+    candidates, extra = result.overall, {}
+    selection = protocol.selection(seed)
+    selection.indices(len(gen_set), candidates)  # too few valid structures: stop before any work
+    if protocol.coverage or protocol.diversity:
+        gen_fp = fingerprints(gen_set.crystals, workers, progress, store)
+        fingerprinted = np.isin(np.arange(len(gen_set)), gen_fp.indices)
+        candidates = candidates & fingerprinted  # CDVAE: no fingerprint counts as invalid
+    keep = selection.indices(len(gen_set), candidates)
     gen_stats = features(gen_set)
-    ref_stats = features(ref)
+    ref_stats = features(ref if ref_set is None else ref_set)
+    scored = gen_stats.take(keep)
     errors = labelled_errors(gen_set.errors, ref_stats.errors)
+    if protocol.coverage:
+        extra.update(_coverage_fields(gen_set, gen_fp, ref_set, dataset, workers, progress, store))
+    if protocol.diversity:
+        extra.update(fingerprint_diversity(gen_fp.subset(keep)))
+    scored_names = [gen_set.names[i] for i in keep]
+    gen_groups = space_groups([gen_set.crystals[i] for i in keep], symprec, workers=workers,
+                              progress=progress, cache=store)
+    ref_groups = (None if ref_set is None else
+                  space_groups(ref_set.crystals, symprec, workers=workers, progress=progress,
+                               cache=store))
     summary = {"n_structures": len(gen_set), "n_read_errors": len(errors), "read_errors": errors,
                "n_valid": result.n_valid, "validity": result.fractions(),
-               "density_emd": emd(gen_stats.densities, ref_stats.densities),
-               "n_elements_emd": emd(gen_stats.n_elements, ref_stats.n_elements),
-               **feature_scores(gen_stats, ref_stats)}
-    return Evaluation(summary, gen_set, gen_stats, result, ref_stats)
+               "oxidation_states": result.oxidation_states, "protocol": protocol.as_dict(),
+               **selection_summary(len(gen_set), selection, len(keep), result,
+                                   int(candidates.sum())),
+               "density_emd": emd(scored.densities, ref_stats.densities),
+               "n_elements_emd": emd(scored.n_elements, ref_stats.n_elements),
+               "energy_emd": energy_emd_of(scored, ref_stats),
+               **feature_scores(gen_stats, ref_stats), **extra,
+               "space_groups": space_group_fields(gen_groups, ref_groups, scored_names,
+                                                  None if ref_set is None else ref_set.names)}
+    return Evaluation(summary, gen_set, gen_stats, result, ref_stats, keep,
+                      (gen_groups, ref_groups))
+
+
+def _coverage_fields(gen_set: StructureSet, gen_fp: Fingerprints, ref_set: StructureSet | None,
+                     dataset: str, workers, progress, store) -> dict:
+    """COV-R and COV-P of every readable GEN structure (CDVAE), with the fingerprint failures."""
+    if ref_set is None:
+        raise CrystalMetricsError("coverage needs REF's structures; a statistics file has none")
+    ref_fp = fingerprints(ref_set.crystals, workers, progress, store)
+    if not len(ref_fp.indices):
+        raise CrystalMetricsError("no structure of REF could be fingerprinted")
+    struct_cutoff, comp_cutoff = CUTOFFS[dataset]
+    failures = ([{"name": f"gen:{gen_set.names[i]}", "reason": r} for i, r in gen_fp.failures.items()]
+                + [{"name": f"ref:{ref_set.names[i]}", "reason": r}
+                   for i, r in ref_fp.failures.items()])
+    return {**coverage_scores(gen_fp.structure, gen_fp.composition, ref_fp.structure,
+                              ref_fp.composition, struct_cutoff, comp_cutoff, len(gen_set)),
+            "dataset": dataset, "struct_cutoff": struct_cutoff, "comp_cutoff": comp_cutoff,
+            "n_fingerprint_errors": len(failures), "fingerprint_errors": failures}

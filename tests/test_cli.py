@@ -9,7 +9,8 @@ from support import BROKEN_DIR, MP20_DIR, VAL_CSV
 
 VALIDITY_KEYS = {"n_structures", "n_read_errors", "read_errors", "n_valid", "validity",
                  "oxidation_states"}
-DENSITY_KEYS = {"n_gen", "n_ref", "n_read_errors", "read_errors", "density_emd", "n_elements_emd"}
+DENSITY_KEYS = {"n_gen", "n_ref", "n_read_errors", "read_errors", "density_emd", "n_elements_emd",
+                "valid_only", "n_samples", "seed", "n_scored", "scored"}
 
 
 def run(*args):
@@ -36,7 +37,9 @@ def test_density_json(tmp_path):
     data = json.loads((tmp_path / "d.json").read_text())
     assert set(data) == DENSITY_KEYS
     assert data["density_emd"] == pytest.approx(density_emd(MP20_DIR, VAL_CSV))
-    assert (data["n_gen"], data["n_ref"]) == (40, 40)
+    assert (data["n_gen"], data["n_ref"], data["n_scored"]) == (40, 40, 40)
+    assert (data["valid_only"], data["n_samples"], data["seed"]) == (False, None, None)
+    assert "GEN scored            all 40 readable" in result.output
 
 
 def test_bad_input_is_reported_not_raised(tmp_path):

@@ -119,7 +119,7 @@ def test_report_page_and_figures(evaluation, tmp_path):
     text = page.read_text()
     sizes = {name: _png_size((page.parent / f"{name}.png").read_bytes()) for name in FIGURES}
     assert sizes == {"density": (550, 340), "energy": (550, 340), "n_elements": (550, 340),
-                     "validity": (900, 340)}
+                     "crystal_systems": (550, 340), "validity": (900, 340)}
     inlined = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert [base64.b64decode(s) for s in inlined] == [
         (page.parent / f"{name}.png").read_bytes() for name in FIGURES]  # self-contained
