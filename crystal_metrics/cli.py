@@ -254,21 +254,22 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
               help="Composition fingerprint distance cutoff [default: the dataset's].")
 @click.option("--valid-only", is_flag=True,
               help="Count only the valid generated structures (CDVAE counts all).")
+@_oxidation_states
 @_output
 @_strict
 @_overwrite
 @click.option("--workers", type=click.IntRange(min=1),
               help="Processes for CIF parsing and fingerprints [default: all usable CPUs].")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the fingerprint cache.")
-def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, json_path, strict,
-                     overwrite, workers, no_cache):
+def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, oxidation_states,
+                     json_path, strict, overwrite, workers, no_cache):
     """Coverage COV-R (recall) and COV-P (precision) of GEN against REF, as in CDVAE: CrystalNN
     structure and Magpie composition fingerprints (the [coverage] extra)."""
     _check_outputs(overwrite, json_path)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
     summary = _run(coverage, gen_set, ref_set, dataset=dataset, struct_cutoff=struct_cutoff,
-                   comp_cutoff=comp_cutoff, valid_only=valid_only, workers=workers,
-                   cache=not no_cache)
+                   comp_cutoff=comp_cutoff, valid_only=valid_only,
+                   oxidation_states=oxidation_states, workers=workers, cache=not no_cache)
     n_gen, n_ref = summary["n_gen"], summary["n_ref"]
     cutoffs = f"structure {summary['struct_cutoff']:g}, composition {summary['comp_cutoff']:g}"
     click.echo(f"coverage of {gen} against {ref}")

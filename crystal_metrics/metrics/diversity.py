@@ -6,7 +6,7 @@ fingerprint fails counts as invalid there, so it is left out before the draw."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.distance import cdist
+from scipy.spatial.distance import cdist, pdist
 
 from ..api import selection_summary
 from ..errors import CrystalMetricsError
@@ -18,20 +18,23 @@ from .smact_check import DEFAULT_OXIDATION_STATES
 from .validity import validity
 
 #: Rows per block of the distance matrix (bounds memory for large sets).
-BLOCK_ROWS = 2048
+BLOCK_ROWS = 1024
 
 
 def mean_pairwise_distance(points: np.ndarray) -> float:
-    """Mean Euclidean distance over the n (n - 1) / 2 pairs of rows of `points` (n, d), n >= 2;
-    the upper triangle of the distance matrix, block by block."""
+    """Mean Euclidean distance over the n (n - 1) / 2 pairs of rows of `points` (n, d), n >= 2:
+    `pdist(points).mean()` for one block, else block by block (each block's own pairs, then its
+    pairs with the rows after it), so memory stays at BLOCK_ROWS x n distances."""
     points = np.asarray(points, dtype=np.float64)
     n = len(points)
     if n < 2:
         raise CrystalMetricsError(f"diversity needs at least 2 fingerprinted structures, got {n}")
     total = 0.0
     for start in range(0, n, BLOCK_ROWS):
-        block = cdist(points[start:start + BLOCK_ROWS], points[start:])
-        total += float(np.triu(block, k=1).sum())
+        block = points[start:start + BLOCK_ROWS]
+        total += float(pdist(block).sum())
+        if start + BLOCK_ROWS < n:
+            total += float(cdist(block, points[start + BLOCK_ROWS:]).sum())
     return total / (n * (n - 1) / 2)
 
 
