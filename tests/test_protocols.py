@@ -53,48 +53,79 @@ EIGHT_NON_METALS = Crystal.checked(
     [6, 7, 14, 15, 16, 17, 35, 53])
 
 
-def test_cdvae_protocol_equals_the_separate_metrics_with_the_same_settings(source):
-    gen = read_structures(MP20_DIR).crystals[16:26]  # the 6th (mp-21383) is SMACT-invalid
-    ref = read_structures(VAL_CSV).crystals[:10]
-    cdvae = dataclasses.replace(PROTOCOLS["cdvae"], n_samples=6)
-    summary = evaluate(gen, ref, source, cdvae, seed=5, workers=1).summary
-    chosen = Selection(valid_only=True, n_samples=6, seed=5)
+DATA = ROOT / "tests" / "data" / "protocols"
+#: 20 example structures with noise (make_noisy_gen.py): 3 structurally invalid, 1 not charge
+#: balanced; REF: 20 others, half of them the noisy ones' originals. CDVAE's GenEval on them
+#: drew 12 with seed 3.
+NOISY, REF = DATA / "gen_noisy.csv", DATA / "ref.csv"
+
+
+@pytest.fixture(scope="module")
+def cdvae_12():
+    """evaluate with CDVAE's protocol, 12 instead of 1,000 drawn, seed 3 (as the golden)."""
+    source = FeatureSource(WEIGHTS, device="cpu", progress=False)
+    protocol = dataclasses.replace(PROTOCOLS["cdvae"], n_samples=12)
+    return evaluate(NOISY, REF, source, protocol, seed=3, workers=1)
+
+
+def test_cdvae_protocol_equals_cdvaes_own_geneval(cdvae_12):
+    """Golden: CDVAE's GenEval code run with smact 2.2.1 (make_cdvae_geneval_golden.py)."""
+    golden = json.loads((DATA / "cdvae_geneval.json").read_text())
+    summary = cdvae_12.summary
+    assert cdvae_12.scored.tolist() == golden["valid_samples"]  # the same 12 structures
+    ours = {"comp_valid": summary["validity"]["compositional"],
+            "struct_valid": summary["validity"]["structural"],
+            "valid": summary["validity"]["overall"], "comp_div": summary["comp_div"],
+            "struct_div": summary["struct_div"], "wdist_density": summary["density_emd"],
+            "wdist_num_elems": summary["n_elements_emd"], "cov_recall": summary["cov_recall"],
+            "cov_precision": summary["cov_precision"]}
+    expected = {k: golden["metrics"][k] for k in ours}
+    # densities: pymatgen's Structure.density in CDVAE, masses x 1.66054 / volume here
+    assert ours.pop("wdist_density") == pytest.approx(expected.pop("wdist_density"), rel=1e-8)
+    assert ours == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert (expected["valid"], expected["struct_valid"]) == (0.8, 0.85)  # filtering exercised
+    assert 0 < expected["cov_recall"] < 1 and 0 < expected["cov_precision"] < 1
+
+
+def test_cdvae_protocol_equals_the_separate_metrics_with_the_same_settings(cdvae_12):
+    summary, chosen = cdvae_12.summary, Selection(valid_only=True, n_samples=12, seed=3)
     assert summary["protocol"] == {"name": "cdvae", "oxidation_states": "smact221",
                                    "max_oxidation_combinations": None, "valid_only": True,
-                                   "n_samples": 6, "coverage": True, "diversity": True,
+                                   "n_samples": 12, "coverage": True, "diversity": True,
                                    "energy_model": "alignn"}
-    assert (summary["valid_only"], summary["n_samples"], summary["seed"]) == (True, 6, 5)
-    assert summary["scored"] == "6 drawn at random (seed 5) from the 9 valid of 10 readable"
-    assert summary["density_emd"] == pytest.approx(density_emd(gen, ref, chosen))
-    assert summary["n_elements_emd"] == pytest.approx(n_elements_emd(gen, ref, chosen))
-    assert summary["energy_emd"] == pytest.approx(energy_emd(gen, ref, source, chosen))
-    separate = diversity(gen, chosen, workers=1)
+    assert (summary["valid_only"], summary["n_samples"], summary["seed"]) == (True, 12, 3)
+    assert summary["scored"] == "12 drawn at random (seed 3) from the 16 valid of 20 readable"
+    assert summary["density_emd"] == pytest.approx(density_emd(NOISY, REF, chosen))
+    assert summary["n_elements_emd"] == pytest.approx(n_elements_emd(NOISY, REF, chosen))
+    source = FeatureSource(WEIGHTS, device="cpu", progress=False)
+    assert summary["energy_emd"] == pytest.approx(energy_emd(NOISY, REF, source, chosen))
+    separate = diversity(NOISY, chosen, workers=1)
     assert (summary["comp_div"], summary["struct_div"]) == (separate["comp_div"],
                                                             separate["struct_div"])
-    covered = coverage(gen, ref, workers=1)  # every readable GEN structure, as CDVAE
+    covered = coverage(NOISY, REF, workers=1)  # every readable GEN structure, as CDVAE
     assert (summary["cov_recall"], summary["cov_precision"]) == (covered["cov_recall"],
                                                                  covered["cov_precision"])
-    groups = symmetry(gen, ref, chosen, workers=1)
+    groups = symmetry(NOISY, REF, chosen, workers=1)
     assert summary["space_groups"]["gen"] == groups["gen"]
     assert summary["space_groups"]["crystal_system_tv"] == groups["crystal_system_tv"]
-    assert (summary["n_gen"], summary["n_structures"]) == (10, 10)  # FAD: every structure
+    assert (summary["n_gen"], summary["n_structures"]) == (20, 20)  # FAD: every structure
 
 
-def test_gemsdiff_protocol_scores_every_structure(source):
-    gen, ref = read_structures(MP20_DIR).crystals[16:26], read_structures(VAL_CSV).crystals[:10]
-    summary = evaluate(gen, ref, source, "gemsdiff", workers=1).summary
-    assert summary["scored"] == "all 10 readable" and summary["n_scored"] == 10
-    assert summary["density_emd"] == pytest.approx(density_emd(gen, ref))
+def test_gemsdiff_protocol_scores_every_structure(source, cdvae_12):
+    summary = evaluate(NOISY, REF, source, "gemsdiff", workers=1).summary
+    assert summary["scored"] == "all 20 readable" and summary["n_scored"] == 20
+    assert summary["density_emd"] == pytest.approx(density_emd(NOISY, REF))
+    assert summary["density_emd"] != cdvae_12.summary["density_emd"]
     assert "cov_recall" not in summary and "comp_div" not in summary
 
 
 def test_diffcsp_limits_the_oxidation_state_combinations(source):
-    gen = [*read_structures(MP20_DIR).crystals[:3], EIGHT_NON_METALS]
+    gen = [*read_structures(NOISY).crystals[:3], EIGHT_NON_METALS]
     fractions = {}
     for name in ("cdvae", "diffcsp"):
         protocol = dataclasses.replace(PROTOCOLS[name], n_samples=None, coverage=False,
                                        diversity=False)
-        fractions[name] = evaluate(gen, VAL_CSV, source, protocol,
+        fractions[name] = evaluate(gen, REF, source, protocol,
                                    workers=1).summary["validity"]["compositional"]
     assert fractions == {"cdvae": 1.0, "diffcsp": 0.75}
 
@@ -107,9 +138,9 @@ def test_the_cdvae_protocol_needs_1000_valid_structures(source):
     assert result.exit_code == 2 and "fewer than the 1000 asked for" in result.output
 
 
-def test_cli_protocol_and_what_it_fixes(tmp_path):
+def test_cli_protocol_and_what_it_fixes(tmp_path, cdvae_12):
     out = tmp_path / "e.json"
-    result = run("evaluate", MP20_DIR, VAL_CSV, "--weights", WEIGHTS, "--protocol", "gemsdiff",
+    result = run("evaluate", NOISY, REF, "--weights", WEIGHTS, "--protocol", "gemsdiff",
                  "--workers", 1, "--seed", 3, "--json", out)
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["protocol"]["name"] == "gemsdiff"
