@@ -4,8 +4,7 @@ The page (DIR/index.html, figures inlined) holds the table of metrics; histogram
 (g/cm³), formation energy (eV/atom) and number of elements, and the crystal-system fractions, of
 the scored GEN structures and REF; GEN's validity breakdown with its nearest-neighbour
 distances; the worst GEN structures by each criterion, by name; and the structures that could
-not be read. Files are written atomically and never replace
-existing ones unless `overwrite`.
+not be read. Files are written atomically and never replace existing ones unless `overwrite`.
 """
 from __future__ import annotations
 

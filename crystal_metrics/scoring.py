@@ -244,6 +244,7 @@ def evaluate(gen, ref, features: FeatureSource | None = None,
                                    int(candidates.sum())),
                "density_emd": emd(scored.densities, ref_stats.densities),
                "n_elements_emd": emd(scored.n_elements, ref_stats.n_elements),
+               # protocol.energy_model 'alignn': the extractor's formation energy
                "energy_emd": energy_emd_of(scored, ref_stats),
                **feature_scores(gen_stats, ref_stats), **extra,
                "space_groups": space_group_fields(gen_groups, ref_groups, scored_names,

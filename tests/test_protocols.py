@@ -19,6 +19,7 @@ from crystal_metrics import (
     n_elements_emd,
     read_structures,
     symmetry,
+    write_report,
 )
 from crystal_metrics.cli import main
 from crystal_metrics.metrics.selection import TooFewStructuresError
@@ -164,3 +165,18 @@ def test_protocol_errors():
     assert get_protocol(None) == Protocol()
     with pytest.raises(CrystalMetricsError, match="unknown dataset 'mp-20'"):
         evaluate(MP20_DIR, VAL_CSV, None, dataset="mp-20")
+
+
+def test_reference_statistics_file(source, cdvae_12, tmp_path):
+    """A statistics file has no structures: no coverage, and only GEN's space groups."""
+    assert run("stats", REF, "-o", tmp_path / "ref.npz", "--weights", WEIGHTS).exit_code == 0
+    with pytest.raises(CrystalMetricsError, match="coverage needs REF's structures; a statistics "
+                                                  "file has none"):
+        evaluate(NOISY, tmp_path / "ref.npz", source, Protocol(coverage=True), workers=1)
+    evaluation = evaluate(NOISY, tmp_path / "ref.npz", source, workers=1)
+    groups = evaluation.summary["space_groups"]
+    assert groups["ref"] is None and groups["crystal_system_tv"] is None
+    assert groups["gen"]["n"] == 20
+    assert evaluation.summary["density_emd"] == pytest.approx(density_emd(NOISY, REF))
+    page = write_report(tmp_path / "report", evaluation)
+    assert "crystal_systems.png" in page.read_text()

@@ -11,7 +11,9 @@ classes), over the 7 crystal systems and over the 230 space groups.
 """
 from __future__ import annotations
 
+import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -56,6 +58,20 @@ def _space_group_one(crystal: Crystal, symprec: float, angle_tolerance: float) -
     except Exception as exc:  # noqa: BLE001 - spglib fails in several ways on degenerate cells
         first_line = str(exc).strip().splitlines()[:1]
         return ": ".join(["symmetry search failed", type(exc).__name__, *first_line])
+
+
+@contextmanager
+def _quiet_spglib():
+    """spglib's C library prints its internal retries ('spglib: ... failed.') to stderr unless
+    SPGLIB_WARNING=OFF, read at each call; a value the user set is left alone."""
+    if "SPGLIB_WARNING" in os.environ:
+        yield
+        return
+    os.environ["SPGLIB_WARNING"] = "OFF"
+    try:
+        yield
+    finally:
+        os.environ.pop("SPGLIB_WARNING", None)
 
 
 def cache_key(symprec: float, angle_tolerance: float) -> str:
@@ -110,11 +126,12 @@ def space_groups(crystals: list[Crystal], symprec: float = SYMPREC,
     processes; with `cache`, numbers found there are not computed again."""
     if symprec <= 0 or angle_tolerance <= 0:
         raise CrystalMetricsError("symprec and angle_tolerance must be positive")
-    results = cached_map(partial(_space_group_one, symprec=symprec,
-                                 angle_tolerance=angle_tolerance),
-                         crystals, cache_key(symprec, angle_tolerance), cache, workers=workers,
-                         progress=progress, desc="space groups", chunk=CACHE_CHUNK,
-                         min_parallel=PARALLEL_MIN_STRUCTURES)
+    with _quiet_spglib():
+        results = cached_map(partial(_space_group_one, symprec=symprec,
+                                     angle_tolerance=angle_tolerance),
+                             crystals, cache_key(symprec, angle_tolerance), cache,
+                             workers=workers, progress=progress, desc="space groups",
+                             chunk=CACHE_CHUNK, min_parallel=PARALLEL_MIN_STRUCTURES)
     indices = [i for i, r in enumerate(results) if not isinstance(r, str)]
     numbers = np.array([int(results[i][0]) for i in indices], dtype=int)
     return SpaceGroups(numbers, np.array(indices, int),
