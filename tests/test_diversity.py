@@ -66,9 +66,9 @@ def test_blocks_give_scipys_pdist_mean(monkeypatch):
     assert mean_pairwise_distance(points) == pytest.approx(expected, rel=1e-13)
 
 
-@pytest.mark.parametrize("name", ["rotation", "permutation", "supercell", "change_of_basis"])
+@pytest.mark.parametrize("name", ["permutation", "change_of_basis"])  # more: test_coverage.py
 def test_invariant_under_symmetry_transforms(matminer, examples, name):
-    crystals = examples.crystals[:5]
+    crystals = examples.crystals[:4]
     moved = [TRANSFORMS[name](c) for c in crystals]
     original, transformed = diversity(crystals, workers=1), diversity(moved, workers=1)
     assert transformed["comp_div"] == pytest.approx(original["comp_div"], rel=1e-12)
