@@ -26,7 +26,7 @@ from crystal_metrics.metrics.coverage import coverage_scores, nearest_distances
 from support import MP20_DIR, ROOT, TRANSFORMS, VAL_CSV, rock_salt
 
 COVERAGE_KEYS = {"cov_recall", "cov_precision", "dataset", "struct_cutoff", "comp_cutoff",
-                 "valid_only", "n_gen", "n_ref", "n_read_errors", "read_errors",
+                 "valid_only", "oxidation_states", "n_gen", "n_ref", "n_read_errors", "read_errors",
                  "n_fingerprint_errors", "fingerprint_errors"}
 #: Og has no Magpie or CrystalNN radius data: its fingerprint fails.
 UNFINGERPRINTABLE = Crystal.checked(np.eye(3) * 3, [[0, 0, 0], [.5, .5, .5]], [118, 1])

@@ -99,7 +99,8 @@ def coverage(gen, ref, *, dataset: str = "mp20", struct_cutoff: float | None = N
                              ref_fp.composition, struct_cutoff, comp_cutoff, len(gen_crystals))
     read_errors = labelled_errors(gen_set.errors, ref_set.errors)
     return {**scores, "dataset": dataset, "struct_cutoff": struct_cutoff,
-            "comp_cutoff": comp_cutoff, "valid_only": valid_only, "n_gen": len(gen_crystals),
+            "comp_cutoff": comp_cutoff, "valid_only": valid_only,
+            "oxidation_states": oxidation_states, "n_gen": len(gen_crystals),
             "n_ref": len(ref_fp.indices), "n_read_errors": len(read_errors),
             "read_errors": read_errors, "n_fingerprint_errors": len(fingerprint_errors),
             "fingerprint_errors": fingerprint_errors}
