@@ -2,9 +2,10 @@
 
 Validity (CDVAE convention), Earth Mover's Distances of density (g/cm³), number of elements and
 formation energy (eV/atom), the Fréchet ALIGNN Distance (FAD) with KID, the match rate and
-RMSE of structure prediction, uniqueness and novelty, CDVAE's coverage (COV-R, COV-P; the
-[coverage] extra), CHGNet energies (the [mlip] extra) and CDVAE's property models (the energy EMD
-of CDVAE's and DiffCSP's tables); `evaluate` can write an HTML report.
+RMSE of structure prediction, uniqueness and novelty, space-group distributions, CDVAE's
+coverage (COV-R, COV-P) and diversity (the [coverage] extra), CHGNet energies (the [mlip] extra)
+and CDVAE's property models (the energy EMD of CDVAE's and DiffCSP's tables); `evaluate` follows
+a paper's protocol on request and can write an HTML report.
 """
 from .api import density_emd, match, n_elements_emd, novelty, uniqueness, validity
 from .cdvae_energy import CdvaeEnergy, cdvae_energy_emd
@@ -18,20 +19,24 @@ from .errors import (
 )
 from .io import ReadError, StructureSet, read_structures
 from .metrics.coverage import coverage
+from .metrics.diversity import diversity
 from .metrics.frechet import frechet_distance, gaussian_statistics
 from .metrics.matching import MatchResult
+from .metrics.selection import Selection
+from .metrics.symmetry import symmetry
 from .metrics.uniqueness import UniquenessResult
 from .metrics.validity import ValidityResult
 from .mlip import Chgnet, chgnet_energy_emd
+from .protocols import PROTOCOLS, Protocol
 from .report import write_report
 from .scoring import FeatureSource, energy_emd, evaluate, fad
 
 __version__ = "0.1.0"
 
-__all__ = ["CdvaeEnergy", "Chgnet", "Crystal", "CrystalMetricsError", "FeatureSource", "MatchResult",
-           "MissingExtraError", "OutputExistsError", "PairingError", "ReadError", "StructureError",
-           "StructureSet", "UniquenessResult", "ValidityResult", "cdvae_energy_emd",
-           "chgnet_energy_emd", "coverage",
-           "density_emd", "energy_emd", "evaluate", "fad", "frechet_distance",
-           "gaussian_statistics", "match", "n_elements_emd", "novelty", "read_structures",
-           "uniqueness", "validity", "write_report"]
+__all__ = ["PROTOCOLS", "CdvaeEnergy", "Chgnet", "Crystal", "CrystalMetricsError",
+           "FeatureSource", "MatchResult", "MissingExtraError", "OutputExistsError",
+           "PairingError", "Protocol", "ReadError", "Selection", "StructureError", "StructureSet",
+           "UniquenessResult", "ValidityResult", "cdvae_energy_emd", "chgnet_energy_emd",
+           "coverage", "density_emd", "diversity", "energy_emd", "evaluate", "fad",
+           "frechet_distance", "gaussian_statistics", "match", "n_elements_emd", "novelty",
+           "read_structures", "symmetry", "uniqueness", "validity", "write_report"]

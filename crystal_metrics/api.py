@@ -8,6 +8,8 @@ from .io.manifest import read_source_ids
 from .metrics import uniqueness as _uniqueness
 from .metrics.distribution import density_emd_of, n_elements_emd_of
 from .metrics.matching import MatchResult, match_structures
+from .metrics.selection import Selection, select
+from .metrics.smact_check import DEFAULT_OXIDATION_STATES
 from .metrics.uniqueness import UniquenessResult
 from .metrics.validity import ValidityResult
 from .metrics.validity import validity as _validity
@@ -17,22 +19,43 @@ def _crystals(source) -> list:
     return read_structures(source).crystals
 
 
-def validity(structures) -> ValidityResult:
-    """Structural, compositional and overall validity flags of every readable structure.
+def validity(structures, oxidation_states: str = DEFAULT_OXIDATION_STATES) -> ValidityResult:
+    """Structural, compositional and overall validity flags of every readable structure;
+    `oxidation_states`: SMACT table of the compositional check, 'smact221' (CDVAE's) or
+    'smact14' (SMACT 4's).
 
     Unreadable structures are left out; call `read_structures` first to see them.
     """
-    return _validity(_crystals(structures))
+    return _validity(_crystals(structures), oxidation_states)
 
 
-def density_emd(gen, ref) -> float:
-    """EMD between the density distributions (g/cm³) of the generated and reference sets."""
-    return density_emd_of(_crystals(gen), _crystals(ref))
+def scored_structures(gen, selection: Selection | None = None,
+                      oxidation_states: str = DEFAULT_OXIDATION_STATES
+                      ) -> tuple[StructureSet, dict]:
+    """The generated structures a distribution metric scores (all readable ones, or as
+    `selection` says: valid only, validity over `oxidation_states`; a random subset), read
+    errors kept, and the JSON fields naming them (`selection_summary`)."""
+    gen = read_structures(gen)
+    selection = selection or Selection()
+    result = _validity(gen.crystals, oxidation_states) if selection.valid_only else None
+    scored, _ = select(gen, selection, None if result is None else result.overall)
+    return scored, selection_summary(len(gen), selection, len(scored), result)
 
 
-def n_elements_emd(gen, ref) -> float:
-    """EMD between the number-of-elements distributions of the two sets (CDVAE's d_elem)."""
-    return n_elements_emd_of(_crystals(gen), _crystals(ref))
+def density_emd(gen, ref, selection: Selection | None = None,
+                oxidation_states: str = DEFAULT_OXIDATION_STATES) -> float:
+    """EMD between the density distributions (g/cm³) of the generated and reference sets; GEN
+    filtered by `selection` (default: every readable structure)."""
+    return density_emd_of(scored_structures(gen, selection, oxidation_states)[0].crystals,
+                          _crystals(ref))
+
+
+def n_elements_emd(gen, ref, selection: Selection | None = None,
+                   oxidation_states: str = DEFAULT_OXIDATION_STATES) -> float:
+    """EMD between the number-of-elements distributions of the two sets; GEN filtered by
+    `selection` (CDVAE's `wdist_num_elems` with `Selection(True, 1000)`)."""
+    return n_elements_emd_of(scored_structures(gen, selection, oxidation_states)[0].crystals,
+                             _crystals(ref))
 
 
 def match(gen, ref, pair_by: str = "auto", workers: int | None = None) -> MatchResult:
@@ -64,6 +87,7 @@ def validity_summary(structures: StructureSet, result: ValidityResult) -> dict:
         "read_errors": [e.as_dict() for e in structures.errors],
         "n_valid": result.n_valid,
         "validity": result.fractions(),
+        "oxidation_states": result.oxidation_states,
     }
 
 
@@ -77,16 +101,37 @@ def labelled_errors(gen_errors, ref_errors) -> list[dict]:
     return named_errors("gen", gen_errors) + named_errors("ref", ref_errors)
 
 
-def distribution_summary(gen: StructureSet, ref: StructureSet) -> dict:
-    """The JSON fields of `crystal-metrics density`; read errors are named 'gen:...' or 'ref:...'."""
+def selection_summary(n_readable: int, selection: Selection, n_scored: int,
+                      result: ValidityResult | None = None, n_candidates: int | None = None
+                      ) -> dict:
+    """JSON fields naming the GEN structures a distribution metric scored: `valid_only`,
+    `n_samples`, `seed`, `n_scored` and `scored` (one line, e.g. '1000 drawn at random (seed 0)
+    from the 8244 valid of 9046 readable'); with a validity `result`, also `n_valid` and
+    `oxidation_states`. `n_candidates`: the structures the valid-only filter kept, when it is not
+    `result.n_valid` (evaluate also drops structures without a fingerprint, as CDVAE)."""
+    if selection.valid_only and n_candidates is None:
+        n_candidates = result.n_valid
+    fields = {**selection.as_dict(), "n_scored": n_scored,
+              "scored": selection.describe(n_scored, n_readable, n_candidates)}
+    if result is not None:
+        fields.update(n_valid=result.n_valid, oxidation_states=result.oxidation_states)
+    return fields
+
+
+def distribution_summary(gen: StructureSet, ref: StructureSet, selection: Selection | None = None,
+                         oxidation_states: str = DEFAULT_OXIDATION_STATES) -> dict:
+    """The JSON fields of `crystal-metrics density`; read errors are named 'gen:...' or 'ref:...'.
+    GEN's EMD side is filtered by `selection` (default: every readable structure)."""
+    scored, chosen = scored_structures(gen, selection, oxidation_states)
     errors = labelled_errors(gen.errors, ref.errors)
     return {
         "n_gen": len(gen),
         "n_ref": len(ref),
         "n_read_errors": len(errors),
         "read_errors": errors,
-        "density_emd": density_emd_of(gen.crystals, ref.crystals),
-        "n_elements_emd": n_elements_emd_of(gen.crystals, ref.crystals),
+        "density_emd": density_emd_of(scored.crystals, ref.crystals),
+        "n_elements_emd": n_elements_emd_of(scored.crystals, ref.crystals),
+        **chosen,
     }
 
 

@@ -3,15 +3,18 @@
 Exit codes: 0 success; 1 the run could not score or save everything (bad input under --strict,
 nothing usable to score, unusable weights or statistics file, an output that failed at the end);
 2 the command line, checked before any work (unknown option, an output that exists without
---overwrite, cannot be written or names the same file as another, an unusable --device).
+--overwrite, cannot be written or names the same file as another, an unusable --device, an
+option a --protocol fixes), and --n-samples larger than the structures there are.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from pathlib import Path
 
 import click
+import numpy as np
 from click.core import ParameterSource
 
 from .api import (
@@ -19,13 +22,13 @@ from .api import (
     labelled_errors,
     match_summary,
     novelty_summary,
+    scored_structures,
     uniqueness_summary,
     validity_summary,
 )
-from .cdvae.checkpoint import DATASETS
 from .cdvae_energy import CdvaeEnergy, cdvae_energy_emd
 from .device import resolve_device
-from .errors import CrystalMetricsError, TooFewStructuresError
+from .errors import CrystalMetricsError, SubsetSizeError, TooFewStructuresError
 from .features.embedding import MAX_ATOMS
 from .features.fingerprints import CACHE_KIND
 from .io import (
@@ -38,14 +41,19 @@ from .io import (
 )
 from .io.manifest import read_source_ids
 from .metrics.coverage import CUTOFFS, coverage
+from .metrics.diversity import diversity
 from .metrics.matching import MatchResult, match_structures
 from .metrics.pairing import PAIR_BY
+from .metrics.selection import Selection
+from .metrics.smact_check import DEFAULT_OXIDATION_STATES, OXIDATION_STATE_TABLES
+from .metrics.symmetry import ANGLE_TOLERANCE, CRYSTAL_SYSTEMS, SYMPREC, symmetry
 from .metrics.uniqueness import novelty, uniqueness
 from .metrics.validity import ValidityResult, validity
-from .mlip import Chgnet, chgnet_energy_emd
+from .mlip import Chgnet, chgnet_energy_emd, refuse_statistics_file
+from .protocols import ENERGY_MODELS, PROTOCOLS, Protocol
 from .report import check_report_writable, report_paths, write_report
-from .scoring import FeatureSource, energy_emd, evaluate, fad, feature_pair
-from .tables import energy_rows, evaluation_rows, feature_rows, validity_rows
+from .scoring import FeatureSource, energy_emd_of, evaluate, fad, scored_features
+from .tables import energy_rows, evaluation_rows, feature_rows, space_group_rows, validity_rows
 
 MAX_ERRORS_SHOWN = 20
 
@@ -62,6 +70,35 @@ _strict = click.option("--strict", is_flag=True,
                        help="Fail (exit 1) on the first unreadable or unusable structure.")
 _workers = click.option("--workers", type=click.IntRange(min=1),
                         help="Processes for CIF parsing [default: all usable CPUs].")
+_oxidation_states = click.option(
+    "--oxidation-states", type=click.Choice(OXIDATION_STATE_TABLES),
+    default=DEFAULT_OXIDATION_STATES, show_default=True,
+    help="SMACT table of the compositional check: smact221 (SMACT 2.2.1, CDVAE's pin: the "
+         "published numbers) or smact14 (SMACT 4's smact14 lists).")
+_valid_only = click.option(
+    "--valid-only", is_flag=True,
+    help="Score only the valid GEN structures in the EMDs (CDVAE's GenEval) [default: every "
+         "readable one, as the GemsDiff paper].")
+_n_samples = click.option(
+    "--n-samples", type=click.IntRange(min=1),
+    help="Score a random subset of N of those GEN structures (CDVAE: 1000); fewer is an error.")
+_seed = click.option(
+    "--seed", type=click.IntRange(min=0, max=2 ** 32 - 1), default=0, show_default=True,
+    help="Seed of the --n-samples draw (numpy's legacy generator: CDVAE's np.random.choice "
+         "after np.random.seed(SEED)).")
+
+
+def _selection_options(command):
+    for option in (_seed, _n_samples, _valid_only):
+        command = option(command)
+    return command
+
+
+_fingerprint_workers = click.option("--workers", type=click.IntRange(min=1),
+                                    help="Processes for CIF parsing and fingerprints [default: "
+                                         "all usable CPUs].")
+_no_fingerprint_cache = click.option("--no-cache", is_flag=True,
+                                     help="Do not read or write the fingerprint cache.")
 _match_workers = click.option("--workers", type=click.IntRange(min=1),
                               help="Processes for CIF parsing and structure matching "
                                    "[default: all usable CPUs].")
@@ -90,16 +127,17 @@ def _show_warning(message, category, *args, **kwargs):
 @_output
 @click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
               help="Write one CSV row per structure (flags, density, minimum distance, errors).")
+@_oxidation_states
 @_strict
 @_overwrite
 @_workers
-def validity_command(path, json_path, per_structure, strict, overwrite, workers):
+def validity_command(path, json_path, per_structure, oxidation_states, strict, overwrite, workers):
     """Structural, compositional and overall validity of the structures at PATH."""
     _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, path)
     structures = _read(path, strict, workers)
-    result = validity(structures.crystals)
+    result = validity(structures.crystals, oxidation_states)
     summary = validity_summary(structures, result)
-    click.echo(f"validity of {path}")
+    click.echo(f"validity of {path} (oxidation states {oxidation_states})")
     _table(validity_rows(summary, result))
     _print_errors(summary["read_errors"])
     _write_outputs(overwrite, (json_path, write_json, summary),
@@ -110,17 +148,21 @@ def validity_command(path, json_path, per_structure, strict, overwrite, workers)
 
 @main.command("density")
 @_gen_ref
+@_selection_options
+@_oxidation_states
 @_output
 @_strict
 @_overwrite
 @_workers
-def density_command(gen, ref, json_path, strict, overwrite, workers):
+def density_command(gen, ref, valid_only, n_samples, seed, oxidation_states, json_path, strict,
+                    overwrite, workers):
     """EMD of density (g/cm³) and of number of elements between GEN and REF."""
     _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
-    summary = distribution_summary(gen_set, ref_set)
+    summary = _run(distribution_summary, gen_set, ref_set,
+                   Selection(valid_only, n_samples, seed), oxidation_states)
     _table([("generated structures", summary["n_gen"]), ("reference structures", summary["n_ref"]),
-            ("read errors", summary["n_read_errors"]),
+            ("read errors", summary["n_read_errors"]), ("GEN scored", summary["scored"]),
             ("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
             ("n-elements EMD", f"{summary['n_elements_emd']:.4f}")])
     _print_errors(summary["read_errors"])
@@ -224,21 +266,21 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
               help="Composition fingerprint distance cutoff [default: the dataset's].")
 @click.option("--valid-only", is_flag=True,
               help="Count only the valid generated structures (CDVAE counts all).")
+@_oxidation_states
 @_output
 @_strict
 @_overwrite
-@click.option("--workers", type=click.IntRange(min=1),
-              help="Processes for CIF parsing and fingerprints [default: all usable CPUs].")
-@click.option("--no-cache", is_flag=True, help="Do not read or write the fingerprint cache.")
-def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, json_path, strict,
-                     overwrite, workers, no_cache):
+@_fingerprint_workers
+@_no_fingerprint_cache
+def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, oxidation_states,
+                     json_path, strict, overwrite, workers, no_cache):
     """Coverage COV-R (recall) and COV-P (precision) of GEN against REF, as in CDVAE: CrystalNN
     structure and Magpie composition fingerprints (the [coverage] extra)."""
     _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     gen_set, ref_set = _read_pair(gen, ref, strict, workers)
     summary = _run(coverage, gen_set, ref_set, dataset=dataset, struct_cutoff=struct_cutoff,
-                   comp_cutoff=comp_cutoff, valid_only=valid_only, workers=workers,
-                   cache=not no_cache)
+                   comp_cutoff=comp_cutoff, valid_only=valid_only,
+                   oxidation_states=oxidation_states, workers=workers, cache=not no_cache)
     n_gen, n_ref = summary["n_gen"], summary["n_ref"]
     cutoffs = f"structure {summary['struct_cutoff']:g}, composition {summary['comp_cutoff']:g}"
     click.echo(f"coverage of {gen} against {ref}")
@@ -250,6 +292,79 @@ def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, 
                              n_gen))])
     _print_errors(summary["read_errors"])
     _print_errors(summary["fingerprint_errors"], "not fingerprinted")
+    _write_outputs(overwrite, (json_path, write_json, summary))
+
+
+@main.command("diversity")
+@click.argument("path", type=click.Path(path_type=Path))
+@_selection_options
+@_oxidation_states
+@_output
+@_strict
+@_overwrite
+@_fingerprint_workers
+@_no_fingerprint_cache
+def diversity_command(path, valid_only, n_samples, seed, oxidation_states, json_path, strict,
+                      overwrite, workers, no_cache):
+    """CDVAE's composition and structure diversity of the structures at PATH: mean pairwise
+    distance of their Magpie and CrystalNN fingerprints (the [coverage] extra). CDVAE's own:
+    --valid-only --n-samples 1000."""
+    _check_outputs(overwrite, {"--json": json_path}, path)
+    structures = _read(path, strict, workers)
+    summary = _run(diversity, structures, Selection(valid_only, n_samples, seed),
+                   oxidation_states, workers=workers, cache=not no_cache)
+    click.echo(f"diversity of {path}")
+    _table([("structures", summary["n_structures"]), ("read errors", summary["n_read_errors"]),
+            ("fingerprint errors", summary["n_fingerprint_errors"]),
+            ("scored", summary["scored"]),
+            ("composition diversity", f"{summary['comp_div']:.4f}"),
+            ("structure diversity", f"{summary['struct_div']:.4f}")])
+    _print_errors(summary["read_errors"])
+    _print_errors(summary["fingerprint_errors"], "not fingerprinted")
+    _write_outputs(overwrite, (json_path, write_json, summary))
+
+
+@main.command("symmetry")
+@click.argument("gen", type=click.Path(path_type=Path))
+@click.argument("ref", type=click.Path(path_type=Path), required=False)
+@_selection_options
+@_oxidation_states
+@click.option("--symprec", type=click.FloatRange(min=0, min_open=True), default=SYMPREC,
+              show_default=True, help="spglib's distance tolerance (Å).")
+@click.option("--angle-tolerance", type=click.FloatRange(min=0, min_open=True),
+              default=ANGLE_TOLERANCE, show_default=True, help="spglib's angle tolerance (°).")
+@_output
+@_strict
+@_overwrite
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes for CIF parsing and the symmetry search [default: all usable "
+                   "CPUs].")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the space-group cache.")
+def symmetry_command(gen, ref, valid_only, n_samples, seed, oxidation_states, symprec,
+                     angle_tolerance, json_path, strict, overwrite, workers, no_cache):
+    """Space-group and crystal-system distributions of GEN (spglib through pymatgen) and, with
+    REF, of REF and the total variation distances between them."""
+    _check_outputs(overwrite, {"--json": json_path}, *(p for p in (gen, ref) if p is not None))
+    gen_set = _read(gen, strict, workers)
+    ref_set = None if ref is None else _read(ref, strict, workers)
+    summary = _run(symmetry, gen_set, ref_set, Selection(valid_only, n_samples, seed),
+                   oxidation_states, symprec=symprec, angle_tolerance=angle_tolerance,
+                   workers=workers, cache=not no_cache)
+    click.echo(f"space groups of {gen}" + ("" if ref is None else f" against {ref}"))
+    rows = [("GEN scored", summary["scored"]), ("read errors", summary["n_read_errors"]),
+            ("no space group", len(summary["errors"]))]
+    sides = [("GEN", summary["gen"])] + ([] if ref is None else [("REF", summary["ref"])])
+    for system in CRYSTAL_SYSTEMS:
+        rows.append((system, "  ".join(f"{label} {side['crystal_systems'][system]:.4f}"
+                                       for label, side in sides)))
+    for label, side in sides:
+        common = list(side["space_groups"].items())[:5]
+        rows.append((f"commonest ({label})", ", ".join(f"{n}: {f:.3f}" for n, f in common)))
+    if ref is not None:
+        rows += space_group_rows(summary)
+    _table(rows)
+    _print_errors(summary["read_errors"])
+    _print_errors(summary["errors"], "no space group for")
     _write_outputs(overwrite, (json_path, write_json, summary))
 
 
@@ -310,7 +425,7 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
     _write_outputs(overwrite, (json_path, write_json, summary))
 
 
-_dataset = click.option("--dataset", type=click.Choice(list(DATASETS)),
+_dataset = click.option("--dataset", type=click.Choice(list(CUTOFFS)),
                         help="cdvae only: CDVAE's property model of this dataset (mp20: formation "
                              "energy per atom; perov5: heat of formation; carbon24: energy per "
                              "atom) [default: mp20].")
@@ -318,6 +433,8 @@ _dataset = click.option("--dataset", type=click.Choice(list(DATASETS)),
 
 @main.command("energy")
 @_gen_ref
+@_selection_options
+@_oxidation_states
 @_output
 @_overwrite
 @click.option("--model", type=click.Choice(["alignn", "chgnet", "cdvae"]), default="alignn",
@@ -335,22 +452,29 @@ _dataset = click.option("--dataset", type=click.Choice(list(DATASETS)),
               help="cdvae only: processes for CIF parsing and CrystalNN graphs [default: all "
                    "usable CPUs].")
 @_extractor_options
-def energy_command(gen, ref, json_path, overwrite, model, dataset, relax_steps, fmax, workers,
-                   weights, device, batch_size, no_cache, exact_graph, max_atoms):
+def energy_command(gen, ref, valid_only, n_samples, seed, oxidation_states, json_path, overwrite,
+                   model, dataset, relax_steps, fmax, workers, weights, device, batch_size,
+                   no_cache, exact_graph, max_atoms):
     """EMD of predicted energy per atom (eV/atom) between GEN and REF: formation energy from
     the ALIGNN extractor, CHGNet's total energy (--model chgnet), optionally after a short
     relaxation that reports how far the atoms moved (RMSD, Å), or the property that CDVAE's
     own model predicts (--model cdvae; --weights then takes a CDVAE model folder)."""
     _check_outputs(overwrite, {"--json": json_path}, gen, ref)
+    selection = Selection(valid_only, n_samples, seed)
     if model != "cdvae":
         _only_for_model("cdvae", "dataset", "workers")
     if model == "chgnet":
         _only_for_model("alignn or cdvae", "weights", "no_cache")
         _only_for_model("alignn", "exact_graph")
-        summary = _run(chgnet_energy_emd, gen, ref,
-                       Chgnet(device, batch_size, relax_steps, fmax, max_atoms=max_atoms))
+        _run(refuse_statistics_file, gen)
+        scored, chosen = _run(scored_structures, _readable("GEN", gen, _read(gen, False, None)),
+                              selection, oxidation_states)
+        summary = {**_run(chgnet_energy_emd, scored, ref,
+                          Chgnet(device, batch_size, relax_steps, fmax, max_atoms=max_atoms)),
+                   **chosen}
         rows = [("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
                 ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
+                ("GEN scored", summary["scored"]),
                 ("model", f"chgnet {summary['energy_model']['version']} (total energy per atom)")]
         if relax_steps:
             rows.append((f"mean RMSD after {relax_steps} steps (Å)",
@@ -360,34 +484,43 @@ def energy_command(gen, ref, json_path, overwrite, model, dataset, relax_steps, 
     elif model == "cdvae":
         _only_for_model("alignn", "exact_graph")
         _only_for_model("chgnet", "relax_steps", "fmax")
-        summary = _run(cdvae_energy_emd, gen, ref, CdvaeEnergy(
-            dataset or "mp20", weights, device, batch_size, not no_cache, workers,
-            max_atoms=max_atoms))
+        energies = CdvaeEnergy(dataset or "mp20", weights, device, batch_size, not no_cache,
+                               workers, max_atoms=max_atoms)
+        scored, chosen = _run(scored_structures, _run(energies.read, gen), selection,
+                              oxidation_states)
+        summary = {**_run(cdvae_energy_emd, scored, ref, energies), **chosen}
         _table(energy_rows(summary)
-               + [("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}")])
+               + [("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
+                  ("GEN scored", summary["scored"])])
         _print_errors(summary["errors"], "left out")
     else:
         _only_for_model("chgnet", "relax_steps", "fmax")
         features = _features(weights, device, batch_size, no_cache, exact_graph, max_atoms)
-        gen_stats, ref_stats = _run(feature_pair, gen, ref, features)
+        gen_stats, chosen = _run(scored_features, gen, features, selection, oxidation_states)
+        ref_stats = _run(features, ref)
         left_out = labelled_errors(gen_stats.left_out, ref_stats.left_out)
-        summary = {"energy_emd": _run(energy_emd, gen_stats, ref_stats, features),
+        summary = {"energy_emd": _run(energy_emd_of, gen_stats, ref_stats),
                    "n_gen": gen_stats.n, "n_ref": ref_stats.n,
                    "extractor": gen_stats.extractor.as_dict(),
-                   "n_not_embedded": len(left_out), "not_embedded": left_out}
+                   "n_not_embedded": len(left_out), "not_embedded": left_out, **chosen}
         _table([("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
                 ("generated / reference", f"{gen_stats.n} / {ref_stats.n}"),
+                ("GEN scored", summary["scored"]),
                 ("extractor", str(gen_stats.extractor))])
         _print_errors(left_out, "not embedded")
     _write_outputs(overwrite, (json_path, write_json, summary))
 
 
+def _given(*names: str) -> list[str]:
+    """The options among `names` (parameter names) given on the command line."""
+    ctx = click.get_current_context()
+    return [p.opts[0] for p in ctx.command.params
+            if p.name in names and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE]
+
+
 def _only_for_model(model: str, *names: str) -> None:
     """Options among `names` given on the command line only apply to --model `model`."""
-    ctx = click.get_current_context()
-    given = [p.opts[0] for p in ctx.command.params
-             if p.name in names and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE]
-    if given:
+    if given := _given(*names):
         raise click.UsageError(f"{', '.join(given)} can only be used with --model {model}")
 
 
@@ -414,42 +547,78 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
 
 @main.command("evaluate")
 @_gen_ref
+@click.option("--protocol", type=click.Choice(list(PROTOCOLS)),
+              help="A paper's protocol: sets the validity definition, which GEN structures the "
+                   "EMDs score, coverage and diversity (see docs/metrics.md) [default: every "
+                   "readable structure, SMACT 2.2.1 validity].")
+@_selection_options
+@_oxidation_states
+@click.option("--coverage", "with_coverage", is_flag=True,
+              help="Also COV-R and COV-P of every readable GEN structure (the [coverage] extra).")
+@click.option("--diversity", "with_diversity", is_flag=True,
+              help="Also CDVAE's composition and structure diversity of the scored GEN structures "
+                   "(the [coverage] extra).")
+@click.option("--energy-model", type=click.Choice(ENERGY_MODELS), default="alignn",
+              show_default=True, help="Energies of the energy EMD: the ALIGNN extractor's "
+                                      "formation energy, or CDVAE's property model of --dataset "
+                                      "(a protocol sets it: cdvae and diffcsp use CDVAE's).")
+@click.option("--dataset", type=click.Choice(list(CUTOFFS)), default="mp20", show_default=True,
+              help="The generator's dataset: CDVAE's coverage cutoffs (mp20 0.4 / 10, perov5 and "
+                   "carbon24 0.2 / 4) and CDVAE's property model of the energy EMD.")
+@click.option("--symprec", type=click.FloatRange(min=0, min_open=True), default=SYMPREC,
+              show_default=True, help="spglib's distance tolerance for the space groups (Å).")
 @_output
 @click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
               help="Write one CSV row per GEN structure (validity, density, energy, errors).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write an HTML report into this folder (index.html, figures as PNGs).")
-@click.option("--energy-model", type=click.Choice(["alignn", "cdvae"]), default="alignn",
-              show_default=True, help="Energies of the energy EMD: the ALIGNN extractor's "
-                                      "formation energy, or CDVAE's property model of --dataset.")
-@_dataset
 @_overwrite
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes for CIF parsing, fingerprints, space groups and CDVAE's CrystalNN "
+                   "graphs [default: all usable CPUs].")
 @_extractor_options
-def evaluate_command(gen, ref, json_path, per_structure, report_dir, energy_model, dataset,
-                     overwrite, weights, device, batch_size, no_cache, exact_graph, max_atoms):
+def evaluate_command(gen, ref, protocol, valid_only, n_samples, seed, oxidation_states,
+                     with_coverage, with_diversity, energy_model, dataset, symprec, json_path,
+                     per_structure, report_dir, overwrite, workers, weights, device, batch_size,
+                     no_cache, exact_graph, max_atoms):
     """Every metric of GEN against REF in one pass: validity, density, element-count and energy
-    EMD, FAD and KID; optionally an HTML report with histograms and the worst structures."""
+    EMD, space-group distributions, FAD and KID (and coverage and diversity); optionally an HTML
+    report with histograms and the worst structures."""
     _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, gen, ref,
                    report=report_dir)
-    if dataset and energy_model != "cdvae":
-        raise click.UsageError("--dataset selects CDVAE's property model: use it with "
-                               "--energy-model cdvae")
-    energies = (CdvaeEnergy(dataset or "mp20", device=device, batch_size=batch_size,
-                            cache=not no_cache, max_atoms=max_atoms)
-                if energy_model == "cdvae" else None)
+    if protocol:
+        _not_with_protocol(protocol, "valid_only", "n_samples", "oxidation_states",
+                           "energy_model")
+        chosen = PROTOCOLS[protocol]
+    else:
+        chosen = Protocol(oxidation_states=oxidation_states, valid_only=valid_only,
+                          n_samples=n_samples, energy_model=energy_model)
+    chosen = dataclasses.replace(chosen, coverage=chosen.coverage or with_coverage,
+                                 diversity=chosen.diversity or with_diversity)
     evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
-                                                    exact_graph, max_atoms), energies)
+                                                    exact_graph, max_atoms),
+                      chosen, seed=seed, dataset=dataset, symprec=symprec, workers=workers)
     summary = evaluation.summary
     click.echo(f"evaluation of {gen} against {ref}")
     _table(evaluation_rows(summary, evaluation.validity))
     _print_errors(summary["read_errors"])
     _print_errors(summary["not_embedded"], "not embedded")
     _print_errors(summary.get("energy_errors", []), "no energy for")
-    rows = _per_structure_rows(evaluation.structures, evaluation.validity, evaluation.energies)
+    _print_errors(summary.get("fingerprint_errors", []), "not fingerprinted")
+    _print_errors(summary["space_groups"]["errors"], "no space group for")
+    rows = _per_structure_rows(evaluation.structures, evaluation.validity, evaluation.energies,
+                               evaluation.scored)
     _write_outputs(overwrite, (json_path, write_json, summary), (per_structure, write_csv, rows),
                    (report_dir, write_report, evaluation, (str(gen), str(ref))))
     if report_dir:
         click.echo(f"report -> {report_dir / 'index.html'}")
+
+
+def _not_with_protocol(protocol: str, *names: str) -> None:
+    """Options among `names` given on the command line are fixed by --protocol: a usage error."""
+    if given := _given(*names):
+        raise click.UsageError(f"{', '.join(given)} cannot be combined with --protocol "
+                               f"{protocol}, which fixes it")
 
 
 @main.command("weights")
@@ -486,9 +655,12 @@ def weights_command(fetch, fetch_cdvae):
 
 def _run(function, *args, **kwargs):
     """Call `function`, turning a CrystalMetricsError into a one-line error (exit 1), after the
-    records of the structures that could not be used, if it names them."""
+    records of the structures that could not be used, if it names them; exit 2 when --n-samples
+    asks for more structures than there are."""
     try:
         return function(*args, **kwargs)
+    except SubsetSizeError as exc:  # asked for more than there is: a usage error
+        raise click.UsageError(str(exc)) from None
     except TooFewStructuresError as exc:
         for what, records in exc.records.items():
             _print_errors(records, what)
@@ -548,12 +720,16 @@ def _read(path: Path, strict: bool, workers: int | None) -> StructureSet:
 def _read_pair(gen: Path, ref: Path, strict: bool, workers: int | None,
                ref_label: str = "REF") -> tuple[StructureSet, StructureSet]:
     """Read GEN and REF (or TRAIN); nothing readable in either is an error (exit 1)."""
-    sets = _read(gen, strict, workers), _read(ref, strict, workers)
-    for label, path, structures in zip(("GEN", ref_label), (gen, ref), sets):
-        if not len(structures):
-            _print_errors([e.as_dict() for e in structures.errors])
-            raise click.ClickException(f"no readable structures in {label} {path}")
-    return sets
+    return (_readable("GEN", gen, _read(gen, strict, workers)),
+            _readable(ref_label, ref, _read(ref, strict, workers)))
+
+
+def _readable(label: str, path: Path, structures: StructureSet) -> StructureSet:
+    """`structures`; none readable is an error (exit 1) after their read errors."""
+    if not len(structures):
+        _print_errors([e.as_dict() for e in structures.errors])
+        raise click.ClickException(f"no readable structures in {label} {path}")
+    return structures
 
 
 def _table(rows) -> None:
@@ -575,17 +751,20 @@ def _print_errors(errors: list[dict], what: str = "unreadable") -> None:
 
 PER_STRUCTURE_COLUMNS = ("name", "formula", "n_atoms", "volume_A3", "density_g_cm3",
                          "min_distance_A", "structural_valid", "compositional_valid", "valid",
-                         "formation_energy_eV_atom", "read_error")
+                         "formation_energy_eV_atom", "scored", "read_error")
 
 
 def _per_structure_rows(structures: StructureSet, result: ValidityResult,
-                        energies=None) -> list[dict]:
-    """One row per structure; `formation_energy_eV_atom` is blank unless `energies` are given."""
+                        energies=None, scored=None) -> list[dict]:
+    """One row per structure; `formation_energy_eV_atom` and `scored` (in the EMDs: evaluate)
+    are blank unless `energies` and `scored` (positions) are given."""
+    in_emds = None if scored is None else set(np.asarray(scored).tolist())
     rows = [dict(zip(PER_STRUCTURE_COLUMNS, (
         name, crystal.formula, crystal.n_atoms, f"{crystal.volume:.6g}", f"{crystal.density:.6g}",
         f"{result.min_distance[i]:.6g}", bool(result.structural[i]),
         bool(result.compositional[i]), bool(result.overall[i]),
-        "" if energies is None else f"{energies[i]:.6g}", "")))
+        "" if energies is None else f"{energies[i]:.6g}",
+        "" if in_emds is None else i in in_emds, "")))
         for i, (name, crystal) in enumerate(zip(structures.names, structures.crystals))]
     blank = dict.fromkeys(PER_STRUCTURE_COLUMNS, "")
     return rows + [{**blank, "name": e.name, "read_error": e.reason} for e in structures.errors]

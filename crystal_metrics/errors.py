@@ -26,6 +26,11 @@ class MissingExtraError(CrystalMetricsError):
     """An optional dependency is not installed: the message names the extra that provides it."""
 
 
+class SubsetSizeError(CrystalMetricsError):
+    """Fewer structures pass the filter than the random subset (`--n-samples`) asks for: a usage
+    error (exit 2)."""
+
+
 class TooFewStructuresError(CrystalMetricsError):
     """Too few usable structures to score.
 

@@ -136,9 +136,7 @@ class Chgnet:
 
     def __call__(self, source) -> EnergySet:
         """Energies (and relaxation RMSDs) of anything `read_structures` accepts."""
-        if is_statistics_file(source):
-            raise CrystalMetricsError(f"{source} is a statistics file (ALIGNN energies); CHGNet "
-                                      "needs the structures")
+        refuse_statistics_file(source)
         structures = read_structures(source, progress=self.progress)
         if not len(structures):
             raise TooFewStructuresError(f"no readable structures in {source}",
@@ -163,6 +161,13 @@ class Chgnet:
             ReadError(structures.names[i], reason) for i, reason in sorted(failures.items())]
         return EnergySet([structures.names[i] for i in keep], energies[keep],
                          rmsd[keep] if self.relax_steps else None, errors)
+
+
+def refuse_statistics_file(source) -> None:
+    """CHGNet needs structures: a statistics file is an error naming it."""
+    if is_statistics_file(source):
+        raise CrystalMetricsError(f"{source} is a statistics file (ALIGNN energies); CHGNet "
+                                  "needs the structures")
 
 
 def chgnet_energy_emd(gen, ref, model: Chgnet | None = None) -> dict:

@@ -1,10 +1,10 @@
 """`crystal-metrics evaluate --report DIR`: one self-contained HTML page, plus its figures as PNGs.
 
 The page (DIR/index.html, figures inlined) holds the table of metrics; histograms of density
-(g/cm³), formation energy (eV/atom) and number of elements of GEN and REF; GEN's validity
-breakdown with its nearest-neighbour distances; the worst GEN structures by each criterion, by
-name; and the structures that could not be read. Files are written atomically and never replace
-existing ones unless `overwrite`.
+(g/cm³), energy (the extractor's formation energy, eV/atom, or the energy model's property) and
+number of elements, and the crystal-system fractions, of the scored GEN structures and REF; GEN's validity breakdown with its nearest-neighbour
+distances; the worst GEN structures by each criterion, by name; and the structures that could
+not be read. Files are written atomically and never replace existing ones unless `overwrite`.
 """
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ import numpy as np
 
 from .errors import OutputError
 from .io import atomic_write_bytes, atomic_write_text, check_writable
+from .metrics.symmetry import CRYSTAL_SYSTEMS
 from .metrics.validity import MIN_DISTANCE
 from .scoring import Evaluation
 from .tables import evaluation_rows
 
-FIGURES = ("density", "energy", "n_elements", "validity")
+FIGURES = ("density", "energy", "n_elements", "crystal_systems", "validity")
 #: Structures listed per criterion.
 WORST = 10
 #: Histograms span these percentiles of both sets together; values outside fall in the end bins.
@@ -162,6 +163,28 @@ def _element_counts(gen: np.ndarray, ref: np.ndarray) -> bytes:
     return _png(figure)
 
 
+def _crystal_systems(evaluation: Evaluation) -> bytes:
+    """Side-by-side bars: fraction of the scored GEN structures and of REF (when its structures
+    were given) in each crystal system."""
+    from matplotlib.figure import Figure
+
+    gen, ref = evaluation.space_groups
+    sides = [("GEN", gen, "C0")] + ([] if ref is None else [("REF", ref, "0.3")])
+    x = np.arange(len(CRYSTAL_SYSTEMS))
+    figure = Figure(figsize=(5.5, 3.4), layout="tight")
+    ax = figure.subplots()
+    width = 0.8 / len(sides)
+    for k, (label, groups, color) in enumerate(sides):
+        ax.bar(x + (k - (len(sides) - 1) / 2) * width, groups.crystal_system_fractions(),
+               width=width, color=color, label=f"{label} ({len(groups.numbers)})")
+    ax.set_xticks(x, CRYSTAL_SYSTEMS, rotation=30, ha="right")
+    ax.set(ylabel="fraction of structures",
+           title=f"spglib, symprec {gen.symprec:g} Å, angle {gen.angle_tolerance:g}°")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8)
+    return _png(figure)
+
+
 def _validity(evaluation: Evaluation) -> bytes:
     """Validity fractions of GEN (bars) and its nearest-neighbour distances (Å, histogram)."""
     from matplotlib.figure import Figure
@@ -187,17 +210,23 @@ def _validity(evaluation: Evaluation) -> bytes:
 
 
 def figures(evaluation: Evaluation) -> dict[str, bytes]:
-    """PNG bytes of each figure in FIGURES."""
-    gen, ref = evaluation.features, evaluation.reference
-    return {"density": _histogram(gen.densities, ref.densities, "density (g/cm³)"),
-            "energy": _histogram(gen.energies, ref.energies, energy_axis(evaluation)[2]),
-            "n_elements": _element_counts(gen.n_elements, ref.n_elements),
-            "validity": _validity(evaluation)}
+    """PNG bytes of each figure in FIGURES (the crystal systems only when the evaluation has
+    space groups). The distributions are those of the GEN structures the EMDs scored."""
+    gen, ref = evaluation.scored_features, evaluation.reference
+    images = {"density": _histogram(gen.densities, ref.densities, "density (g/cm³)"),
+              "energy": _histogram(gen.energies, ref.energies, energy_axis(evaluation)[2]),
+              "n_elements": _element_counts(gen.n_elements, ref.n_elements)}
+    if evaluation.space_groups is not None:
+        images["crystal_systems"] = _crystal_systems(evaluation)
+    images["validity"] = _validity(evaluation)
+    return images
 
 
-CAPTIONS = {"density": "Density of GEN and REF.",
-            "energy": "Energy per atom predicted by the extractor or the energy model.",
+CAPTIONS = {"density": "Density of the scored GEN structures and REF.",
+            "energy": "Energy per atom of the scored GEN structures and REF, predicted by the "
+                      "extractor or the energy model.",
             "n_elements": "Number of distinct elements per structure.",
+            "crystal_systems": "Crystal systems of the scored GEN structures and REF.",
             "validity": "Validity of GEN (CDVAE convention) and its shortest interatomic distances."}
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
@@ -224,7 +253,7 @@ def render_html(evaluation: Evaluation, images: dict[str, bytes],
              + f"REF: <code>{e(sources[1])}</code></p>", "<h2>Metrics</h2>",
              table(("metric", "value"), evaluation_rows(summary, evaluation.validity), (1,)),
              "<h2>Distributions and validity</h2>"]
-    for name in FIGURES:
+    for name in (name for name in FIGURES if name in images):
         data = base64.b64encode(images[name]).decode("ascii")
         parts.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}">'
                      f"<figcaption>{e(CAPTIONS[name])} ({name}.png)</figcaption></figure>")

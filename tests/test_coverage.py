@@ -26,7 +26,7 @@ from crystal_metrics.metrics.coverage import coverage_scores, nearest_distances
 from support import MP20_DIR, ROOT, TRANSFORMS, VAL_CSV, rock_salt
 
 COVERAGE_KEYS = {"cov_recall", "cov_precision", "dataset", "struct_cutoff", "comp_cutoff",
-                 "valid_only", "n_gen", "n_ref", "n_read_errors", "read_errors",
+                 "valid_only", "oxidation_states", "n_gen", "n_ref", "n_read_errors", "read_errors",
                  "n_fingerprint_errors", "fingerprint_errors"}
 #: Og has no Magpie or CrystalNN radius data: its fingerprint fails.
 UNFINGERPRINTABLE = Crystal.checked(np.eye(3) * 3, [[0, 0, 0], [.5, .5, .5]], [118, 1])
@@ -36,16 +36,7 @@ TOO_CLOSE = Crystal.checked(np.eye(3) * 4, [[0, 0, 0], [0.025, 0, 0]], [11, 17])
 HELIUM_CHLORIDE = Crystal.checked(np.eye(3) * 3.5, [[0, 0, 0], [.5, .5, .5]], [2, 17])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cache_in_tmp(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-@pytest.fixture(scope="module")
-def matminer():
-    return pytest.importorskip("matminer")
+pytestmark = pytest.mark.usefixtures("cache_in_tmp")
 
 
 def run(*args):

@@ -12,6 +12,8 @@ from crystal_metrics.mlip import Chgnet, chgnet_energy_emd, relaxation_rmsd
 from support import MP20_DIR, TRANSFORMS, rotate, supercell
 
 ENERGY_KEYS = {"energy_emd", "n_gen", "n_ref", "energy_model", "relax_steps", "n_errors", "errors"}
+#: `energy --json` also names the scored GEN structures
+SELECTION_KEYS = {"valid_only", "n_samples", "seed", "n_scored", "scored"}
 #: Na and Cl 26 Å apart: no neighbour within CHGNet's 6 Å cutoff.
 ISOLATED = Crystal.checked(np.eye(3) * 30, [[0, 0, 0], [0.5, 0.5, 0.5]], [11, 17])
 
@@ -106,7 +108,8 @@ def test_cli_energy_with_chgnet(chgnet, tmp_path):
     result = run("energy", folder, MP20_DIR, "--model", "chgnet", "--json", tmp_path / "e.json")
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "e.json").read_text())
-    assert set(data) == ENERGY_KEYS and (data["n_gen"], data["n_ref"]) == (3, 40)
+    assert set(data) == ENERGY_KEYS | SELECTION_KEYS and (data["n_gen"], data["n_ref"]) == (3, 40)
+    assert data["scored"] == "all 3 readable"
     assert data["energy_emd"] == pytest.approx(chgnet_energy_emd(folder, MP20_DIR, chgnet)
                                                ["energy_emd"], abs=1e-9)
     assert "total energy per atom" in result.output

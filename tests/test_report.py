@@ -27,11 +27,7 @@ WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"
 MAD_TO_SIGMA = 1.4826
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cache_in_tmp(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
+pytestmark = pytest.mark.usefixtures("cache_in_tmp")
 
 
 def run(*args):
@@ -119,7 +115,7 @@ def test_report_page_and_figures(evaluation, tmp_path):
     text = page.read_text()
     sizes = {name: _png_size((page.parent / f"{name}.png").read_bytes()) for name in FIGURES}
     assert sizes == {"density": (550, 340), "energy": (550, 340), "n_elements": (550, 340),
-                     "validity": (900, 340)}
+                     "crystal_systems": (550, 340), "validity": (900, 340)}
     inlined = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert [base64.b64decode(s) for s in inlined] == [
         (page.parent / f"{name}.png").read_bytes() for name in FIGURES]  # self-contained

@@ -17,14 +17,12 @@ WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"
 FAD_KEYS = {"fad", "n_gen", "n_ref", "extractor", "kid", "kid_std", "kid_subset_size",
             "n_not_embedded", "not_embedded"}
 EVALUATE_KEYS = FAD_KEYS | {"n_structures", "n_read_errors", "read_errors", "n_valid", "validity",
-                            "density_emd", "n_elements_emd", "energy_emd"}
+                            "density_emd", "n_elements_emd", "energy_emd", "oxidation_states",
+                            "protocol", "valid_only", "n_samples", "seed", "n_scored", "scored",
+                            "space_groups"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cache_in_tmp(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
+pytestmark = pytest.mark.usefixtures("cache_in_tmp")
 
 
 @pytest.fixture
@@ -88,8 +86,9 @@ def test_evaluate_json_and_per_structure(tmp_path):
     assert data["n_structures"] == data["n_gen"] == 40 and data["n_valid"] == 39
     lines = (tmp_path / "e.csv").read_text().splitlines()
     assert lines[0].split(",") == list(PER_STRUCTURE_COLUMNS) and len(lines) == 41
-    energies = [float(line.split(",")[-2]) for line in lines[1:]]
+    energies = [float(line.split(",")[-3]) for line in lines[1:]]
     assert np.isfinite(energies).all()
+    assert {line.split(",")[-2] for line in lines[1:]} == {"True"}  # every structure scored
     assert run("density", MP20_DIR, VAL_CSV, "--json", tmp_path / "d.json").exit_code == 0
     density = json.loads((tmp_path / "d.json").read_text())
     assert data["density_emd"] == pytest.approx(density["density_emd"])
@@ -148,7 +147,7 @@ def test_interrupted_embedding_keeps_finished_chunks(tmp_path, monkeypatch):
 
 @pytest.mark.filterwarnings("ignore::crystal_metrics.scoring.SmallSampleWarning")
 def test_energies_without_reference_are_left_out_of_the_energy_emd_with_a_warning():
-    from crystal_metrics.scoring import MissingEnergyWarning, feature_scores
+    from crystal_metrics.scoring import MissingEnergyWarning, energy_emd_of
 
     def stats(energies, seed):
         n = len(energies)
@@ -159,14 +158,14 @@ def test_energies_without_reference_are_left_out_of_the_energy_emd_with_a_warnin
     gen = stats([0.0, 1.0, np.nan, 2.0], 0)  # e.g. a structure with Po: no elemental reference
     ref = stats([0.5, 1.5, 2.5, 3.5, np.nan], 1)
     with pytest.warns(MissingEnergyWarning) as caught:
-        scores = feature_scores(gen, ref, kid_subsets=2, kid_subset_size=3)
+        energy = energy_emd_of(gen, ref)
     assert [str(w.message)[:38] for w in caught] == ["GEN: 1 of 4 structures have no formati",
                                                       "REF: 1 of 5 structures have no formati"]
     # W1 of {0, 1, 2} and {0.5, 1.5, 2.5, 3.5}: the integral of |F - G| is 1 by hand
-    assert scores["energy_emd"] == pytest.approx(1.0)
+    assert energy == pytest.approx(1.0)
     with pytest.raises(CrystalMetricsError, match="GEN has no structure with a formation energy"), \
             pytest.warns(MissingEnergyWarning):
-        feature_scores(stats([np.nan, np.nan, np.nan], 2), ref, kid_subsets=2, kid_subset_size=2)
+        energy_emd_of(stats([np.nan, np.nan, np.nan], 2), ref)
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +202,10 @@ def test_evaluate_with_a_10648_atom_cell_scores_every_other_structure(tmp_path, 
     rows = {line.split(",")[0]: line.split(",") for line in (tmp_path / "e.csv").read_text()
             .splitlines()[1:]}
     assert rows["big"][2:4] == ["10648", "85184"] and rows["big"][5] == "2"
-    assert rows["big"][-2] == "nan"
-    assert all(np.isfinite(float(row[-2])) for name, row in rows.items() if name != "big")
+    assert rows["big"][-3:-1] == ["nan", "False"]  # no energy, not scored
+    assert all(np.isfinite(float(row[-3])) and row[-2] == "True"
+               for name, row in rows.items() if name != "big")
+    assert data["n_scored"] == 40 and data["space_groups"]["gen"]["n"] == 40
 
 
 def test_structures_above_max_atoms_are_left_out_and_named(source):

@@ -1,7 +1,8 @@
 """On-disk cache of per-structure embeddings, keyed by structure hash and extractor weights.
 
 One SQLite file; scoring many generated sets against one reference embeds the reference once.
-Coverage fingerprints (`fingerprints.py`) are stored in it too, under their own extractor key.
+Coverage fingerprints (`fingerprints.py`), space groups (`metrics/symmetry.py`) and CDVAE's
+property predictions (`properties.py`) are stored in it too, under their own keys (`cached_map`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..crystal import Crystal
+from ..parallel import parallel_map
+from ..progress import progress as progress_display
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS embeddings (
     extractor TEXT NOT NULL, structure TEXT NOT NULL, latent BLOB NOT NULL, energy REAL,
@@ -74,3 +77,40 @@ def default_cache() -> EmbeddingCache:
     from ..weights import cache_dir
 
     return EmbeddingCache(cache_dir() / "embeddings.sqlite")
+
+
+def cached_map(function, crystals: list[Crystal], key: str, cache: EmbeddingCache | None, *,
+               workers: int | None = None, progress: bool | None = None, desc: str = "",
+               chunk: int = 256, min_parallel: int = 8, batched: bool = False,
+               scalar: bool = False) -> list:
+    """`[function(c) for c in crystals]` for a `function` that returns a 1-D float64 array (with
+    `scalar`, a float, kept in the cache's energy column) or, on failure, a str (the reason); with
+    `batched`, `function(list_of_crystals)` returns that list for a whole chunk at once (a
+    model's batched call, which parallelises itself). Values found in `cache` under `key` are not
+    computed again; the others are computed (one by one in `workers` forked processes from
+    `min_parallel` structures on, unless `batched`) and stored every `chunk` structures, so an
+    interrupted run keeps its finished chunks. Failures are not stored (computed again next
+    time)."""
+    crystals = list(crystals)
+    hashes = [structure_hash(c) for c in crystals]
+    found = cache.get(key, hashes) if cache is not None else {}
+    column = 1 if scalar else 0  # (latent, energy)
+    results: list = [found[h][column] if h in found else None for h in hashes]
+    missing = [i for i, r in enumerate(results) if r is None]
+    with progress_display(len(missing), desc, "struct", progress) as bar:
+        for start in range(0, len(missing), chunk):
+            part = missing[start:start + chunk]
+            todo = [crystals[i] for i in part]
+            new = function(todo) if batched else parallel_map(
+                function, todo, workers=workers, min_items=min_parallel, progress=False)
+            for i, result in zip(part, new):
+                results[i] = result
+            done = [(hashes[i], r) for i, r in zip(part, new) if not isinstance(r, str)]
+            if cache is not None and done:
+                keys, values = [h for h, _ in done], np.array([v for _, v in done])
+                if scalar:
+                    cache.put(key, keys, np.zeros((len(done), 0)), values)
+                else:
+                    cache.put(key, keys, values)
+            bar.update(len(part))
+    return results

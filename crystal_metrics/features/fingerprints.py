@@ -21,9 +21,7 @@ import numpy as np
 
 from ..crystal import Crystal
 from ..errors import MissingExtraError
-from ..parallel import parallel_map
-from ..progress import progress as progress_display
-from .cache import EmbeddingCache, structure_hash
+from .cache import EmbeddingCache, cached_map
 
 STRUCTURE_DIM = 61
 COMPOSITION_DIM = 132
@@ -106,10 +104,19 @@ class Fingerprints:
     indices: np.ndarray
     failures: dict[int, str]
 
+    def subset(self, positions) -> Fingerprints:
+        """The fingerprints of those structures at `positions` (of the input list) that have
+        one, in ascending order of position; no failures."""
+        positions = np.unique(np.asarray(positions, dtype=int))
+        positions = positions[np.isin(positions, self.indices)]
+        rows = np.searchsorted(self.indices, positions)
+        return Fingerprints(self.structure[rows], self.composition[rows], positions, {})
 
-def _fingerprint_one(crystal: Crystal) -> tuple[np.ndarray, np.ndarray] | str:
+
+def _fingerprint_one(crystal: Crystal) -> np.ndarray | str:
+    """Raw structure (61) and composition (132) fingerprints as one vector, or why they failed."""
     try:
-        return structure_fingerprint(crystal), composition_fingerprint(crystal)
+        return np.concatenate([structure_fingerprint(crystal), composition_fingerprint(crystal)])
     except Exception as exc:  # noqa: BLE001 - CrystalNN raises many types on unusual geometries
         first_line = str(exc).strip().splitlines()[:1]
         return ": ".join(["fingerprint failed", type(exc).__name__, *first_line])
@@ -125,29 +132,11 @@ def fingerprints(crystals: list[Crystal], workers: int | None = None,
     every `CACHE_CHUNK` structures (an interrupted run keeps the finished chunks).
     """
     featurizers()  # import matminer once, before forking
-    crystals = list(crystals)
-    key, hashes = cache_key(), [structure_hash(c) for c in crystals]
-    found = cache.get(key, hashes) if cache is not None else {}
-    results: list = [None] * len(crystals)
-    for i, h in enumerate(hashes):
-        if h in found:
-            vector = found[h][0]
-            results[i] = vector[:STRUCTURE_DIM], vector[STRUCTURE_DIM:]
-    missing = [i for i, r in enumerate(results) if r is None]
-    with progress_display(len(missing), "fingerprints", "struct", progress) as bar:
-        for start in range(0, len(missing), CACHE_CHUNK):
-            chunk = missing[start:start + CACHE_CHUNK]
-            new = parallel_map(_fingerprint_one, [crystals[i] for i in chunk], workers=workers,
-                               min_items=PARALLEL_MIN_STRUCTURES, progress=False)
-            for i, result in zip(chunk, new):
-                results[i] = result
-            done = [(hashes[i], np.concatenate(r)) for i, r in zip(chunk, new)
-                    if not isinstance(r, str)]  # failures are computed again next time
-            if cache is not None and done:
-                cache.put(key, [h for h, _ in done], np.array([v for _, v in done]))
-            bar.update(len(chunk))
+    results = cached_map(_fingerprint_one, crystals, cache_key(), cache, workers=workers,
+                         progress=progress, desc="fingerprints", chunk=CACHE_CHUNK,
+                         min_parallel=PARALLEL_MIN_STRUCTURES)
     indices = [i for i, r in enumerate(results) if not isinstance(r, str)]
-    structure = np.array([results[i][0] for i in indices]).reshape(-1, STRUCTURE_DIM)
-    composition = np.array([results[i][1] for i in indices]).reshape(-1, COMPOSITION_DIM)
-    return Fingerprints(structure, normalise_composition(composition), np.array(indices, int),
+    raw = np.array([results[i] for i in indices]).reshape(-1, STRUCTURE_DIM + COMPOSITION_DIM)
+    return Fingerprints(raw[:, :STRUCTURE_DIM], normalise_composition(raw[:, STRUCTURE_DIM:]),
+                        np.array(indices, int),
                         {i: r for i, r in enumerate(results) if isinstance(r, str)})

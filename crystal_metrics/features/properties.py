@@ -10,8 +10,7 @@ import numpy as np
 
 from ..cdvae import Predictions, PropertyModel
 from ..crystal import Crystal
-from ..progress import progress as progress_display
-from .cache import EmbeddingCache, structure_hash
+from .cache import EmbeddingCache, cached_map
 
 #: First field of `cache_key()`, telling these predictions from embeddings in the cache.
 CACHE_KIND = "cdvae-property"
@@ -30,24 +29,13 @@ def cached_predictions(crystals: list[Crystal], model: PropertyModel,
                        progress: bool | None = None) -> Predictions:
     """`model.predict(crystals)`, reading what `cache` holds and storing the new predictions
     every `CACHE_CHUNK` structures (an interrupted run keeps the finished chunks)."""
-    crystals = list(crystals)
-    values, failures = np.full(len(crystals), np.nan), {}
-    hashes = [structure_hash(c) for c in crystals]
-    key = cache_key(model) if cache is not None else ""
-    found = cache.get(key, hashes) if cache is not None else {}
-    for i, h in enumerate(hashes):
-        if h in found:
-            values[i] = found[h][1]
-    missing = [i for i, h in enumerate(hashes) if h not in found]
-    with progress_display(len(missing), f"property ({model.name})", "struct", progress) as bar:
-        for start in range(0, len(missing), CACHE_CHUNK):
-            chunk = missing[start:start + CACHE_CHUNK]
-            new = model.predict([crystals[i] for i in chunk], workers=workers, progress=False)
-            values[chunk] = new.values
-            failures |= {chunk[i]: reason for i, reason in new.failures.items()}
-            done = [i for i in range(len(chunk)) if i not in new.failures]
-            if cache is not None and done:
-                cache.put(key, [hashes[chunk[i]] for i in done], np.zeros((len(done), 0)),
-                          new.values[done])
-            bar.update(len(chunk))
-    return Predictions(values, failures)
+
+    def predict(chunk: list[Crystal]) -> list:
+        new = model.predict(chunk, workers=workers, progress=False)
+        return [new.failures.get(i, float(new.values[i])) for i in range(len(chunk))]
+
+    results = cached_map(predict, crystals, cache_key(model), cache, progress=progress,
+                         desc=f"property ({model.name})", chunk=CACHE_CHUNK, batched=True,
+                         scalar=True)
+    values = np.array([np.nan if isinstance(r, str) else r for r in results], np.float64)
+    return Predictions(values, {i: r for i, r in enumerate(results) if isinstance(r, str)})

@@ -86,6 +86,13 @@ class FeatureStatistics:
     def n(self) -> int:
         return len(self.features)
 
+    def take(self, indices) -> FeatureStatistics:
+        """The structures at `indices` (positions in this set), same extractor, errors and
+        left-out records."""
+        indices = np.asarray(indices, dtype=int)
+        return FeatureStatistics(*(getattr(self, k)[indices] for k in _PER_STRUCTURE),
+                                 self.extractor, self.errors, self.left_out)
+
     @cached_property
     def gaussian(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean (d,) and covariance (d, d) of the features, float64."""

@@ -18,6 +18,7 @@ from ..errors import CrystalMetricsError
 from ..features.cache import default_cache
 from ..features.fingerprints import fingerprints
 from ..io import read_structures
+from .smact_check import DEFAULT_OXIDATION_STATES
 from .validity import validity
 
 #: CDVAE's (structure, composition) cutoffs per dataset.
@@ -55,7 +56,8 @@ def coverage_scores(gen_structure: np.ndarray, gen_composition: np.ndarray,
 
 def coverage(gen, ref, *, dataset: str = "mp20", struct_cutoff: float | None = None,
              comp_cutoff: float | None = None, valid_only: bool = False,
-             workers: int | None = None, progress: bool | None = None, cache: bool = True) -> dict:
+             oxidation_states: str = DEFAULT_OXIDATION_STATES, workers: int | None = None,
+             progress: bool | None = None, cache: bool = True) -> dict:
     """COV-R and COV-P of GEN against REF (anything `read_structures` accepts): the JSON fields of
     `crystal-metrics coverage`.
 
@@ -63,6 +65,7 @@ def coverage(gen, ref, *, dataset: str = "mp20", struct_cutoff: float | None = N
         dataset: CDVAE cutoff preset, a key of `CUTOFFS`.
         struct_cutoff, comp_cutoff: override the preset's cutoffs.
         valid_only: fingerprint and count only the valid generated structures (CDVAE counts all).
+        oxidation_states: SMACT table of that validity ('smact221', 'smact14').
         workers: processes for reading and fingerprinting (default: all usable CPUs).
         cache: read and write the fingerprints in the on-disk cache (`embeddings.sqlite` in the
             crystal-metrics cache folder), so that a reference is fingerprinted once.
@@ -76,7 +79,7 @@ def coverage(gen, ref, *, dataset: str = "mp20", struct_cutoff: float | None = N
     ref_set = read_structures(ref, workers=workers, progress=progress)
     gen_names, gen_crystals = gen_set.names, gen_set.crystals
     if valid_only and gen_crystals:
-        keep = np.flatnonzero(validity(gen_crystals).overall)
+        keep = np.flatnonzero(validity(gen_crystals, oxidation_states).overall)
         gen_names, gen_crystals = [gen_names[i] for i in keep], [gen_crystals[i] for i in keep]
     for label, crystals in (("GEN", gen_crystals), ("REF", ref_set.crystals)):
         if not crystals:
@@ -96,7 +99,8 @@ def coverage(gen, ref, *, dataset: str = "mp20", struct_cutoff: float | None = N
                              ref_fp.composition, struct_cutoff, comp_cutoff, len(gen_crystals))
     read_errors = labelled_errors(gen_set.errors, ref_set.errors)
     return {**scores, "dataset": dataset, "struct_cutoff": struct_cutoff,
-            "comp_cutoff": comp_cutoff, "valid_only": valid_only, "n_gen": len(gen_crystals),
+            "comp_cutoff": comp_cutoff, "valid_only": valid_only,
+            "oxidation_states": oxidation_states, "n_gen": len(gen_crystals),
             "n_ref": len(ref_fp.indices), "n_read_errors": len(read_errors),
             "read_errors": read_errors, "n_fingerprint_errors": len(fingerprint_errors),
             "fingerprint_errors": fingerprint_errors}

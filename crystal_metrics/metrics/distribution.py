@@ -31,5 +31,6 @@ def density_emd_of(gen: list[Crystal], ref: list[Crystal]) -> float:
 
 
 def n_elements_emd_of(gen: list[Crystal], ref: list[Crystal]) -> float:
-    """EMD between the number-of-elements distributions of two sets (CDVAE's d_elem)."""
+    """EMD between the number-of-elements distributions of two sets (CDVAE's `wdist_num_elems`
+    when `gen` holds its valid, randomly drawn structures)."""
     return emd(element_counts(gen), element_counts(ref))

@@ -6,10 +6,11 @@
 GEN (first argument: MP-20 val for the floor, or a generated set) against every structure of
 REF (MP-20 test), with CDVAE's mp20 DimeNet++ (formation energy per atom, eV/atom):
 * all predicted GEN structures (what `crystal-metrics energy GEN REF --model cdvae` reports);
-* the valid ones (CDVAE convention: structural and SMACT validity);
-* random subsets of 1,000 valid ones, drawn without replacement as CDVAE's GenEval draws them
-  (seeds 0..repeats-1): their mean and spread are what a published number computed that way
-  can be compared with.
+* the valid ones (CDVAE convention: structural and SMACT 2.2.1 validity, the default);
+* random subsets of 1,000 valid ones, drawn as CDVAE's GenEval draws them (`Selection`, i.e.
+  `np.random.choice` after `np.random.seed(S)`, S = 0..repeats-1; `crystal-metrics energy GEN REF
+  --model cdvae --valid-only --n-samples 1000 --seed S` gives each): their mean and spread are
+  what a published number computed that way can be compared with.
 Predictions come from the crystal-metrics cache when `crystal-metrics energy` made them.
 """
 import argparse
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crystal_metrics import CdvaeEnergy, read_structures, validity
+from crystal_metrics import CdvaeEnergy, Selection, read_structures, validity
 from crystal_metrics.metrics.distribution import emd
 
 
@@ -37,9 +38,8 @@ def main():
     ref_values = ref_values[np.isfinite(ref_values)]
     predicted = np.isfinite(gen_values)
     valid = validity(gen.crystals).overall & predicted
-    subsets = [emd(gen_values[valid][np.random.default_rng(seed).choice(
-        int(valid.sum()), args.n_samples, replace=False)], ref_values)
-        for seed in range(args.repeats)]
+    subsets = [emd(gen_values[Selection(True, args.n_samples, seed).indices(len(gen), valid)],
+                   ref_values) for seed in range(args.repeats)]
     summary = {
         "gen": args.gen, "ref": args.ref, "energy_model": model.model.describe(),
         "n_gen": len(gen), "n_gen_predicted": int(predicted.sum()), "n_ref": len(ref_values),

@@ -1,0 +1,200 @@
+"""Space-group and crystal-system distributions of structure sets, and how far two sets differ.
+
+Each structure's international space-group number comes from spglib through pymatgen's
+`SpacegroupAnalyzer(structure, symprec, angle_tolerance)` (defaults 0.1 Å and 5°: generated
+structures are rarely exact, and 0.1 Å is the usual tolerance for them; pymatgen's own default
+0.01 Å finds P1 for most of them). The crystal system follows from the number (1-2 triclinic,
+3-15 monoclinic, 16-74 orthorhombic, 75-142 tetragonal, 143-167 trigonal, 168-194 hexagonal,
+195-230 cubic). Two sets are compared by the total variation distance of their distributions,
+TV = 1/2 sum_k |p_k - q_k| in [0, 1] (the largest difference in the share of any group of
+classes), over the 7 crystal systems and over the 230 space groups.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from ..api import labelled_errors, scored_structures
+from ..crystal import Crystal
+from ..errors import CrystalMetricsError
+from ..features.cache import EmbeddingCache, cached_map, default_cache
+from ..io import read_structures
+from .selection import Selection
+from .smact_check import DEFAULT_OXIDATION_STATES
+
+SYMPREC = 0.1  # Å
+ANGLE_TOLERANCE = 5.0  # degrees
+CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal",
+                   "hexagonal", "cubic")
+#: Highest space-group number of each crystal system.
+_LAST_NUMBER = np.array([2, 15, 74, 142, 167, 194, 230])
+#: Below this many structures, space groups are found in this process.
+PARALLEL_MIN_STRUCTURES = 64
+CACHE_CHUNK = 1024
+
+
+def crystal_system(number: int) -> str:
+    """Crystal system of the space group `number` (1-230)."""
+    if not 1 <= number <= 230:
+        raise CrystalMetricsError(f"no space group number {number}")
+    return CRYSTAL_SYSTEMS[int(np.searchsorted(_LAST_NUMBER, number))]
+
+
+def _space_group_one(crystal: Crystal, symprec: float, angle_tolerance: float) -> np.ndarray | str:
+    """[space-group number] as a float64 vector (what the cache stores), or why spglib failed."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            analyzer = SpacegroupAnalyzer(crystal.to_pymatgen(), symprec=symprec,
+                                          angle_tolerance=angle_tolerance)
+            return np.array([analyzer.get_space_group_number()], dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - spglib fails in several ways on degenerate cells
+        first_line = str(exc).strip().splitlines()[:1]
+        return ": ".join(["symmetry search failed", type(exc).__name__, *first_line])
+
+
+@contextmanager
+def _quiet_spglib():
+    """spglib's C library prints its internal retries ('spglib: ... failed.') to stderr unless
+    SPGLIB_WARNING=OFF, read at each call; a value the user set is left alone."""
+    if "SPGLIB_WARNING" in os.environ:
+        yield
+        return
+    os.environ["SPGLIB_WARNING"] = "OFF"
+    try:
+        yield
+    finally:
+        os.environ.pop("SPGLIB_WARNING", None)
+
+
+def cache_key(symprec: float, angle_tolerance: float) -> str:
+    """Cache key of the space-group numbers: spglib version and tolerances."""
+    import spglib
+
+    return f"space-group:spglib-{spglib.__version__}:symprec-{symprec:g}:angle-{angle_tolerance:g}"
+
+
+@dataclass(frozen=True)
+class SpaceGroups:
+    """Space-group numbers of a set.
+
+    Attributes:
+        numbers: (m,) int space-group numbers of the structures where spglib succeeded.
+        indices: (m,) their positions in the input list.
+        failures: {position in the input list: reason} of the others.
+        symprec, angle_tolerance: the tolerances (Å, degrees).
+    """
+
+    numbers: np.ndarray
+    indices: np.ndarray
+    failures: dict[int, str]
+    symprec: float = SYMPREC
+    angle_tolerance: float = ANGLE_TOLERANCE
+
+    def space_group_fractions(self) -> np.ndarray:
+        """(230,) fraction of structures in space groups 1..230 (zeros for an empty set)."""
+        counts = np.bincount(self.numbers, minlength=231)[1:].astype(float)
+        return counts / max(len(self.numbers), 1)
+
+    def crystal_system_fractions(self) -> np.ndarray:
+        """(7,) fraction of structures in each of CRYSTAL_SYSTEMS."""
+        systems = np.searchsorted(_LAST_NUMBER, self.numbers)
+        return np.bincount(systems, minlength=7).astype(float) / max(len(self.numbers), 1)
+
+    def summary(self) -> dict:
+        """JSON fields: `n`, `n_errors`, `crystal_systems` {name: fraction} and `space_groups`
+        {number: fraction} (groups present only, by decreasing fraction)."""
+        groups = self.space_group_fractions()
+        order = np.argsort(-groups, kind="stable")
+        return {"n": len(self.numbers), "n_errors": len(self.failures),
+                "crystal_systems": dict(zip(CRYSTAL_SYSTEMS,
+                                            self.crystal_system_fractions().tolist())),
+                "space_groups": {str(k + 1): float(groups[k]) for k in order if groups[k] > 0}}
+
+
+def space_groups(crystals: list[Crystal], symprec: float = SYMPREC,
+                 angle_tolerance: float = ANGLE_TOLERANCE, workers: int | None = None,
+                 progress: bool | None = None, cache: EmbeddingCache | None = None) -> SpaceGroups:
+    """Space-group numbers of `crystals` (spglib through pymatgen), in `workers` forked
+    processes; with `cache`, numbers found there are not computed again."""
+    if symprec <= 0 or angle_tolerance <= 0:
+        raise CrystalMetricsError("symprec and angle_tolerance must be positive")
+    with _quiet_spglib():
+        results = cached_map(partial(_space_group_one, symprec=symprec,
+                                     angle_tolerance=angle_tolerance),
+                             crystals, cache_key(symprec, angle_tolerance), cache,
+                             workers=workers, progress=progress, desc="space groups",
+                             chunk=CACHE_CHUNK, min_parallel=PARALLEL_MIN_STRUCTURES)
+    indices = [i for i, r in enumerate(results) if not isinstance(r, str)]
+    numbers = np.array([int(results[i][0]) for i in indices], dtype=int)
+    return SpaceGroups(numbers, np.array(indices, int),
+                       {i: r for i, r in enumerate(results) if isinstance(r, str)},
+                       symprec, angle_tolerance)
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    """Total variation distance 1/2 sum |p - q| between two distributions over the same classes."""
+    return 0.5 * float(np.abs(np.asarray(p, float) - np.asarray(q, float)).sum())
+
+
+def space_group_comparison(gen: SpaceGroups, ref: SpaceGroups) -> dict:
+    """JSON fields comparing GEN with REF: `crystal_system_tv`, `space_group_tv` (None when a
+    side has no space group)."""
+    if not len(gen.numbers) or not len(ref.numbers):
+        return {"crystal_system_tv": None, "space_group_tv": None}
+    return {"crystal_system_tv": total_variation(gen.crystal_system_fractions(),
+                                                 ref.crystal_system_fractions()),
+            "space_group_tv": total_variation(gen.space_group_fractions(),
+                                              ref.space_group_fractions())}
+
+
+def space_group_fields(gen: SpaceGroups, ref: SpaceGroups | None, gen_names: list[str],
+                       ref_names: list[str] | None = None) -> dict:
+    """JSON fields: the tolerances, `gen` and `ref` summaries (`ref` None without REF), the two
+    total variation distances and `errors` ({name, reason}, named 'gen:...' or 'ref:...');
+    `gen_names`, `ref_names`: the names of the structures the SpaceGroups were made from."""
+    errors = [{"name": f"gen:{gen_names[i]}", "reason": r} for i, r in gen.failures.items()]
+    if ref is not None:
+        errors += [{"name": f"ref:{ref_names[i]}", "reason": r} for i, r in ref.failures.items()]
+    comparison = (space_group_comparison(gen, ref) if ref is not None
+                  else {"crystal_system_tv": None, "space_group_tv": None})
+    return {"symprec": gen.symprec, "angle_tolerance": gen.angle_tolerance,
+            "gen": gen.summary(), "ref": None if ref is None else ref.summary(), **comparison,
+            "errors": errors}
+
+
+def symmetry(gen, ref=None, selection: Selection | None = None,
+             oxidation_states: str = DEFAULT_OXIDATION_STATES, *, symprec: float = SYMPREC,
+             angle_tolerance: float = ANGLE_TOLERANCE, workers: int | None = None,
+             progress: bool | None = None, cache: bool = True) -> dict:
+    """Space-group and crystal-system distributions of GEN (the structures `selection` keeps,
+    default all readable) and, when given, of REF with the total variation distances between
+    them: the JSON fields of `crystal-metrics symmetry` (anything `read_structures` accepts).
+
+    Args:
+        oxidation_states: SMACT table of the validity behind `selection.valid_only`.
+        symprec, angle_tolerance: spglib's tolerances (Å, degrees).
+        workers: processes for reading and the symmetry search (default: all usable CPUs).
+        cache: read and write the space groups in the on-disk cache.
+    """
+    store = default_cache() if cache else None
+    gen_set = read_structures(gen, workers=workers, progress=progress)
+    ref_set = None if ref is None else read_structures(ref, workers=workers, progress=progress)
+    for label, structures in (("GEN", gen_set), ("REF", ref_set)):
+        if structures is not None and not len(structures):
+            raise CrystalMetricsError(f"{label} has no readable structures to score")
+    scored, chosen = scored_structures(gen_set, selection, oxidation_states)
+    found = [None if s is None else space_groups(s.crystals, symprec, angle_tolerance, workers,
+                                                  progress, store) for s in (scored, ref_set)]
+    errors = labelled_errors(gen_set.errors, [] if ref_set is None else ref_set.errors)
+    return {"n_gen": len(gen_set), "n_ref": None if ref_set is None else len(ref_set), **chosen,
+            "n_read_errors": len(errors), "read_errors": errors,
+            **space_group_fields(found[0], found[1], scored.names,
+                                 None if ref_set is None else ref_set.names)}
