@@ -549,8 +549,9 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
 @_gen_ref
 @click.option("--protocol", type=click.Choice(list(PROTOCOLS)),
               help="A paper's protocol: sets the validity definition, which GEN structures the "
-                   "EMDs score, coverage and diversity (see docs/metrics.md) [default: every "
-                   "readable structure, SMACT 2.2.1 validity].")
+                   "EMDs score, coverage, diversity and the energy model (see docs/metrics.md) "
+                   "[default: every readable structure, SMACT 2.2.1 validity, ALIGNN's "
+                   "energies].")
 @_selection_options
 @_oxidation_states
 @click.option("--coverage", "with_coverage", is_flag=True,

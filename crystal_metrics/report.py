@@ -76,7 +76,8 @@ def robust_z(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def energy_axis(evaluation: Evaluation) -> tuple[str, str, str]:
     """(quantity, unit, axis label) of the energies: the extractor's formation energy, or the
-    property of the energy model named in the summary (`evaluate(..., energy_model=...)`)."""
+    property of the energy model named in the summary (a protocol or `energy_model` of
+    `evaluate` that uses CDVAE's model)."""
     model = evaluation.summary.get("energy_model")
     if model is None:
         label = evaluation.features.extractor.label
