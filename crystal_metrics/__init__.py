@@ -17,7 +17,7 @@ from .errors import (
     PairingError,
     StructureError,
 )
-from .io import ReadError, StructureSet, read_structures
+from .io import StructureSet, read_structures
 from .metrics.coverage import coverage
 from .metrics.diversity import diversity
 from .metrics.frechet import frechet_distance, gaussian_statistics
@@ -35,7 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = ["PROTOCOLS", "CdvaeEnergy", "Chgnet", "Crystal", "CrystalMetricsError",
            "FeatureSource", "MatchResult", "MissingExtraError", "OutputExistsError",
-           "PairingError", "Protocol", "ReadError", "Selection", "StructureError", "StructureSet",
+           "PairingError", "Protocol", "Selection", "StructureError", "StructureSet",
            "UniquenessResult", "ValidityResult", "cdvae_energy_emd", "chgnet_energy_emd",
            "coverage", "density_emd", "diversity", "energy_emd", "evaluate", "fad",
            "frechet_distance", "gaussian_statistics", "match", "n_elements_emd", "novelty",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from .failures import gen_ref_records
 from .io import StructureSet, read_structures
 from .io.manifest import read_source_ids
 from .metrics import uniqueness as _uniqueness
@@ -91,16 +92,6 @@ def validity_summary(structures: StructureSet, result: ValidityResult) -> dict:
     }
 
 
-def named_errors(label: str, errors) -> list[dict]:
-    """Error records of one set as {name: 'LABEL:NAME', reason}."""
-    return [{"name": f"{label}:{e.name}", "reason": e.reason} for e in errors]
-
-
-def labelled_errors(gen_errors, ref_errors) -> list[dict]:
-    """Read errors of both sets, named 'gen:NAME' or 'ref:NAME'."""
-    return named_errors("gen", gen_errors) + named_errors("ref", ref_errors)
-
-
 def selection_summary(n_readable: int, selection: Selection, n_scored: int,
                       result: ValidityResult | None = None, n_candidates: int | None = None
                       ) -> dict:
@@ -123,7 +114,7 @@ def distribution_summary(gen: StructureSet, ref: StructureSet, selection: Select
     """The JSON fields of `crystal-metrics density`; read errors are named 'gen:...' or 'ref:...'.
     GEN's EMD side is filtered by `selection` (default: every readable structure)."""
     scored, chosen = scored_structures(gen, selection, oxidation_states)
-    errors = labelled_errors(gen.errors, ref.errors)
+    errors = gen_ref_records(gen.errors, ref.errors)
     return {
         "n_gen": len(gen),
         "n_ref": len(ref),
@@ -137,7 +128,7 @@ def distribution_summary(gen: StructureSet, ref: StructureSet, selection: Select
 
 def match_summary(gen: StructureSet, ref: StructureSet, result: MatchResult) -> dict:
     """The JSON fields of `crystal-metrics match`; read errors are named 'gen:...' or 'ref:...'."""
-    errors = labelled_errors(gen.errors, ref.errors)
+    errors = gen_ref_records(gen.errors, ref.errors)
     return {**result.summary(), "n_read_errors": len(errors), "read_errors": errors}
 
 
@@ -152,8 +143,8 @@ def uniqueness_summary(structures: StructureSet, result: UniquenessResult) -> di
 
 def novelty_summary(gen: StructureSet, train: StructureSet, result: UniquenessResult) -> dict:
     """The JSON fields of `crystal-metrics novelty`; errors are named 'gen:...' or 'ref:...'."""
-    errors = labelled_errors(gen.errors, train.errors)
+    errors = gen_ref_records(gen.errors, train.errors)
     return {"n_gen": len(gen), "n_train": len(train), **result.summary(),
             "n_read_errors": len(errors), "read_errors": errors,
-            "match_errors": labelled_errors(result.errors, result.train_errors),
+            "match_errors": gen_ref_records(result.errors, result.train_errors),
             "tolerances": dict(_uniqueness.TOLERANCES)}

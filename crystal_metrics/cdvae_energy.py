@@ -11,10 +11,10 @@ from functools import cached_property
 
 import numpy as np
 
-from .api import labelled_errors
-from .errors import CrystalMetricsError, TooFewStructuresError
+from .errors import CrystalMetricsError
+from .failures import failures_at, gen_ref_records
 from .features.embedding import MAX_ATOMS, too_large
-from .io import ReadError, StructureSet, read_structures
+from .io import StructureSet, read_structures, require_readable
 from .metrics.distribution import emd
 from .scoring import is_statistics_file
 
@@ -75,19 +75,15 @@ class CdvaeEnergy:
         if is_statistics_file(source):
             raise CrystalMetricsError(f"{source} is a statistics file (ALIGNN energies); the CDVAE "
                                       "property model needs the structures")
-        structures = read_structures(source, workers=self.workers, progress=self.progress)
-        if not len(structures):
-            raise TooFewStructuresError(f"no readable structures in {source}",
-                                        {"unreadable": [e.as_dict() for e in structures.errors]})
-        return structures
+        return require_readable(read_structures(source, workers=self.workers,
+                                                progress=self.progress))
 
     def scores(self, gen: StructureSet, ref: StructureSet) -> tuple[np.ndarray, np.ndarray, dict]:
         """Predictions of GEN and REF (NaN where the model failed) and the energy fields of
         `evaluate`: `energy_emd` over the predicted structures, `energy_model`, and
         `energy_errors` (failures, named 'gen:...' or 'ref:...')."""
         predictions = self.predict(gen), self.predict(ref)
-        failures = [[ReadError(s.names[i], reason) for i, reason in sorted(p.failures.items())]
-                    for s, p in zip((gen, ref), predictions)]
+        failures = [failures_at(s.names, p.failures) for s, p in zip((gen, ref), predictions)]
         for label, p in zip(("GEN", "REF"), predictions):
             if len(p.failures) == len(p.values):
                 raise CrystalMetricsError(f"the CDVAE property model failed on every structure "
@@ -96,7 +92,7 @@ class CdvaeEnergy:
         return gen_values, ref_values, {
             "energy_emd": emd(gen_values[np.isfinite(gen_values)],
                               ref_values[np.isfinite(ref_values)]),
-            "energy_model": self.model.describe(), "energy_errors": labelled_errors(*failures)}
+            "energy_model": self.model.describe(), "energy_errors": gen_ref_records(*failures)}
 
 
 def cdvae_energy_emd(gen, ref, model: CdvaeEnergy | None = None) -> dict:
@@ -106,7 +102,7 @@ def cdvae_energy_emd(gen, ref, model: CdvaeEnergy | None = None) -> dict:
     model = model or CdvaeEnergy()
     gen_set, ref_set = model.read(gen), model.read(ref)
     gen_values, ref_values, fields = model.scores(gen_set, ref_set)
-    errors = labelled_errors(gen_set.errors, ref_set.errors) + fields.pop("energy_errors")
+    errors = gen_ref_records(gen_set.errors, ref_set.errors) + fields.pop("energy_errors")
     return {"energy_emd": fields["energy_emd"], "n_gen": int(np.isfinite(gen_values).sum()),
             "n_ref": int(np.isfinite(ref_values).sum()), "energy_model": fields["energy_model"],
             "n_errors": len(errors), "errors": errors}

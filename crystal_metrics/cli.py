@@ -19,7 +19,6 @@ from click.core import ParameterSource
 
 from .api import (
     distribution_summary,
-    labelled_errors,
     match_summary,
     novelty_summary,
     scored_structures,
@@ -29,6 +28,7 @@ from .api import (
 from .cdvae_energy import CdvaeEnergy, cdvae_energy_emd
 from .device import resolve_device
 from .errors import CrystalMetricsError, SubsetSizeError, TooFewStructuresError
+from .failures import gen_ref_records, records
 from .features.embedding import MAX_ATOMS
 from .features.fingerprints import CACHE_KIND
 from .io import (
@@ -36,6 +36,7 @@ from .io import (
     check_distinct,
     check_writable,
     read_structures,
+    require_readable,
     write_csv,
     write_json,
 )
@@ -142,8 +143,7 @@ def validity_command(path, json_path, per_structure, oxidation_states, strict, o
     _print_errors(summary["read_errors"])
     _write_outputs(overwrite, (json_path, write_json, summary),
                    (per_structure, write_csv, _per_structure_rows(structures, result)))
-    if not len(structures):
-        raise click.ClickException(f"no readable structures in {path}")
+    _fail_if_nothing_read(structures)
 
 
 @main.command("density")
@@ -224,8 +224,7 @@ def uniqueness_command(path, json_path, strict, overwrite, workers):
     _print_errors(summary["read_errors"])
     _print_errors(summary["match_errors"], "not compared")
     _write_outputs(overwrite, (json_path, write_json, summary))
-    if not n:
-        raise click.ClickException(f"no readable structures in {path}")
+    _fail_if_nothing_read(structures)
 
 
 @main.command("novelty")
@@ -467,7 +466,8 @@ def energy_command(gen, ref, valid_only, n_samples, seed, oxidation_states, json
         _only_for_model("alignn or cdvae", "weights", "no_cache")
         _only_for_model("alignn", "exact_graph")
         _run(refuse_statistics_file, gen)
-        scored, chosen = _run(scored_structures, _readable("GEN", gen, _read(gen, False, None)),
+        scored, chosen = _run(scored_structures,
+                              _run(require_readable, _read(gen, False, None), "GEN"),
                               selection, oxidation_states)
         summary = {**_run(chgnet_energy_emd, scored, ref,
                           Chgnet(device, batch_size, relax_steps, fmax, max_atoms=max_atoms)),
@@ -498,7 +498,7 @@ def energy_command(gen, ref, valid_only, n_samples, seed, oxidation_states, json
         features = _features(weights, device, batch_size, no_cache, exact_graph, max_atoms)
         gen_stats, chosen = _run(scored_features, gen, features, selection, oxidation_states)
         ref_stats = _run(features, ref)
-        left_out = labelled_errors(gen_stats.left_out, ref_stats.left_out)
+        left_out = gen_ref_records(gen_stats.left_out, ref_stats.left_out)
         summary = {"energy_emd": _run(energy_emd_of, gen_stats, ref_stats),
                    "n_gen": gen_stats.n, "n_ref": ref_stats.n,
                    "extractor": gen_stats.extractor.as_dict(),
@@ -535,8 +535,8 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
     """Embed PATH once and save what FAD, KID and the EMDs need, to compare against later."""
     _check_outputs(overwrite, {"--output": output}, path)
     stats = _run(_features(weights, device, batch_size, no_cache, exact_graph, max_atoms), path)
-    _print_errors([e.as_dict() for e in stats.errors])
-    _print_errors([e.as_dict() for e in stats.left_out], "not embedded")
+    _print_errors(records(stats.errors))
+    _print_errors(records(stats.left_out), "not embedded")
     if stats.n < 2:
         raise click.ClickException(
             f"{path} has {stats.n} usable structure{'' if stats.n == 1 else 's'}: a statistics "
@@ -718,19 +718,20 @@ def _read(path: Path, strict: bool, workers: int | None) -> StructureSet:
         raise click.ClickException(f"{path}: {exc}") from None
 
 
+def _fail_if_nothing_read(structures: StructureSet) -> None:
+    """Exit 1, once the outputs are written, when no structure was readable (their read errors
+    are listed above)."""
+    try:
+        require_readable(structures)
+    except TooFewStructuresError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _read_pair(gen: Path, ref: Path, strict: bool, workers: int | None,
                ref_label: str = "REF") -> tuple[StructureSet, StructureSet]:
     """Read GEN and REF (or TRAIN); nothing readable in either is an error (exit 1)."""
-    return (_readable("GEN", gen, _read(gen, strict, workers)),
-            _readable(ref_label, ref, _read(ref, strict, workers)))
-
-
-def _readable(label: str, path: Path, structures: StructureSet) -> StructureSet:
-    """`structures`; none readable is an error (exit 1) after their read errors."""
-    if not len(structures):
-        _print_errors([e.as_dict() for e in structures.errors])
-        raise click.ClickException(f"no readable structures in {label} {path}")
-    return structures
+    return (_run(require_readable, _read(gen, strict, workers), "GEN"),
+            _run(require_readable, _read(ref, strict, workers), ref_label))
 
 
 def _table(rows) -> None:

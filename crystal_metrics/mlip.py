@@ -15,12 +15,12 @@ from functools import cached_property
 
 import numpy as np
 
-from .api import labelled_errors, named_errors
 from .crystal import Crystal
 from .device import resolve_device
 from .errors import CrystalMetricsError, MissingExtraError, TooFewStructuresError
+from .failures import StructureFailure, failures_at, gen_ref_records, records
 from .features.embedding import MAX_ATOMS, split_by_size
-from .io import ReadError, read_structures
+from .io import read_structures, require_readable
 from .metrics.distribution import emd
 from .progress import progress
 from .scoring import is_statistics_file
@@ -48,13 +48,13 @@ class EnergySet:
         names: (n,) structure names.
         energies: (n,) energy per atom, eV/atom (after relaxation, if any).
         rmsd: (n,) distance each structure moved while relaxing (Å), None without relaxation.
-        errors: `ReadError`s of the structures left out: unreadable, or CHGNet failed.
+        errors: `StructureFailure`s of the structures left out: unreadable, or CHGNet failed.
     """
 
     names: list[str]
     energies: np.ndarray
     rmsd: np.ndarray | None
-    errors: list[ReadError]
+    errors: list[StructureFailure]
 
 
 def _reason(what: str, exc: Exception) -> str:
@@ -137,10 +137,7 @@ class Chgnet:
     def __call__(self, source) -> EnergySet:
         """Energies (and relaxation RMSDs) of anything `read_structures` accepts."""
         refuse_statistics_file(source)
-        structures = read_structures(source, progress=self.progress)
-        if not len(structures):
-            raise TooFewStructuresError(f"no readable structures in {source}",
-                                        {"unreadable": [e.as_dict() for e in structures.errors]})
+        structures = require_readable(read_structures(source, progress=self.progress))
         structures, too_large = split_by_size(
             structures, self.max_atoms, "CHGNet needs about 2.3 GB of memory per 1,000 atoms")
         crystals, failures = list(structures.crystals), {}
@@ -157,8 +154,7 @@ class Chgnet:
         energies, energy_failures = self.energies(crystals)
         failures = {**energy_failures, **failures}
         keep = [i for i in range(len(crystals)) if i not in failures]
-        errors = list(structures.errors) + too_large + [
-            ReadError(structures.names[i], reason) for i, reason in sorted(failures.items())]
+        errors = list(structures.errors) + too_large + failures_at(structures.names, failures)
         return EnergySet([structures.names[i] for i in keep], energies[keep],
                          rmsd[keep] if self.relax_steps else None, errors)
 
@@ -181,8 +177,8 @@ def chgnet_energy_emd(gen, ref, model: Chgnet | None = None) -> dict:
             raise TooFewStructuresError(
                 f"CHGNet gave no energy for any structure of {label} (last reason: "
                 f"{energies.errors[-1].reason})",
-                {"left out": named_errors(label.lower(), energies.errors)})
-    errors = labelled_errors(gen_set.errors, ref_set.errors)
+                {"left out": records(energies.errors, label.lower())})
+    errors = gen_ref_records(gen_set.errors, ref_set.errors)
     summary = {"energy_emd": emd(gen_set.energies, ref_set.energies),
                "n_gen": len(gen_set.energies), "n_ref": len(ref_set.energies),
                "energy_model": {"name": "chgnet", "version": model.model.version,

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import labelled_errors, named_errors, scored_structures, selection_summary
+from .api import scored_structures, selection_summary
 from .errors import CrystalMetricsError, TooFewStructuresError
+from .failures import gen_ref_records, records
 from .features import EmbeddingCache, FeatureStatistics
 from .features.cache import default_cache
 from .features.embedding import MAX_ATOMS, featurize, split_by_size
 from .features.fingerprints import Fingerprints, fingerprints
-from .io import StructureSet, read_structures
+from .io import StructureSet, read_structures, require_readable
 from .metrics.coverage import CUTOFFS, coverage_scores
 from .metrics.distribution import emd
 from .metrics.diversity import fingerprint_diversity
@@ -80,10 +81,8 @@ class FeatureSource:
             return source
         if is_statistics_file(source):
             return FeatureStatistics.load(source)
-        structures = read_structures(source, progress=self.progress)  # a StructureSet passes through
-        if not len(structures):
-            raise TooFewStructuresError(f"no readable structures in {source}",
-                                        {"unreadable": [e.as_dict() for e in structures.errors]})
+        # a StructureSet passes through
+        structures = require_readable(read_structures(source, progress=self.progress))
         return featurize(structures, self.extractor, self.cache, self.batch_size, self.progress,
                          self.max_atoms)
 
@@ -109,8 +108,8 @@ def feature_scores(gen: FeatureStatistics, ref: FeatureStatistics, kid_subsets: 
                 f"{label} has {stats.n} usable structure{'' if stats.n == 1 else 's'}"
                 + (f" ({', '.join(others)}: listed above)" if others else "")
                 + "; FAD and KID need at least 2 (thousands for a meaningful value)",
-                {"unreadable": named_errors(label.lower(), stats.errors),
-                 "not embedded": named_errors(label.lower(), stats.left_out)})
+                {"unreadable": records(stats.errors, label.lower()),
+                 "not embedded": records(stats.left_out, label.lower())})
         d = stats.extractor.dim
         if stats.n <= d:
             warnings.warn(f"{label} has {stats.n} structures, fewer than d + 1 = {d + 1}: its "
@@ -121,7 +120,7 @@ def feature_scores(gen: FeatureStatistics, ref: FeatureStatistics, kid_subsets: 
                           "upward at this size; use thousands of structures", SmallSampleWarning,
                           stacklevel=3)
     kid, kid_std, kid_m = kernel_distance(gen.features, ref.features, kid_subsets, kid_subset_size)
-    left_out = labelled_errors(gen.left_out, ref.left_out)
+    left_out = gen_ref_records(gen.left_out, ref.left_out)
     return {"fad": frechet_distance(*gen.gaussian, *ref.gaussian), "n_gen": gen.n, "n_ref": ref.n,
             "extractor": gen.extractor.as_dict(), "kid": kid, "kid_std": kid_std,
             "kid_subset_size": kid_m, "n_not_embedded": len(left_out), "not_embedded": left_out}
@@ -171,10 +170,7 @@ def scored_features(gen, features: FeatureSource, selection: Selection,
         stats = features(gen)
         keep = selection.indices(stats.n)
         return stats.take(keep), selection_summary(stats.n, selection, len(keep))
-    structures = read_structures(gen, progress=features.progress)
-    if not len(structures):
-        raise TooFewStructuresError(f"no readable structures in {gen}",
-                                    {"unreadable": named_errors("gen", structures.errors)})
+    structures = require_readable(read_structures(gen, progress=features.progress), "GEN")
     scored, chosen = scored_structures(structures, selection, oxidation_states)
     return features(scored), chosen
 
@@ -264,10 +260,7 @@ def evaluate(gen, ref, features: FeatureSource | None = None,
     progress, store = features.progress, features.cache
     if dataset not in CUTOFFS:
         raise CrystalMetricsError(f"unknown dataset {dataset!r}; expected one of {sorted(CUTOFFS)}")
-    gen_set = read_structures(gen, workers=workers, progress=progress)
-    if not len(gen_set):
-        raise TooFewStructuresError(f"no readable structures in {gen}",
-                                    {"unreadable": named_errors("gen", gen_set.errors)})
+    gen_set = require_readable(read_structures(gen, workers=workers, progress=progress), "GEN")
     ref_set = (None if isinstance(ref, FeatureStatistics) or is_statistics_file(ref)
                else read_structures(ref, workers=workers, progress=progress))
     if ref_set is None and protocol.energy_model == "cdvae":
@@ -289,7 +282,7 @@ def evaluate(gen, ref, features: FeatureSource | None = None,
     keep = embedded[rows]
     gen_stats = features(gen_set)
     ref_stats = features(ref if ref_set is None else ref_set)
-    errors = labelled_errors(gen_set.errors, ref_stats.errors)
+    errors = gen_ref_records(gen_set.errors, ref_stats.errors)
     scores = feature_scores(gen_stats, ref_stats)  # first: it checks that both sets suffice
     if protocol.coverage:
         extra.update(_coverage_fields(gen_set, gen_fp, ref_set, dataset, workers, progress, store))
@@ -304,7 +297,7 @@ def evaluate(gen, ref, features: FeatureSource | None = None,
     if protocol.energy_model == "cdvae":  # its predictions replace ALIGNN's energies
         energy_model = energy_model or _default_cdvae(dataset, features, workers)
         gen_values, ref_values, energy = energy_model.scores(
-            _subset(gen_set, keep), split_by_size(ref_set, features.max_atoms)[0])
+            gen_set.subset(keep), split_by_size(ref_set, features.max_atoms)[0])
         energies = np.full(gen_stats.n, np.nan)
         energies[rows] = gen_values
         gen_stats = replace(gen_stats, energies=energies)
@@ -350,9 +343,6 @@ def _within(structures: StructureSet, max_atoms: int | None) -> np.ndarray:
     return n_atoms <= (np.inf if max_atoms is None else max_atoms)
 
 
-def _subset(structures: StructureSet, positions: np.ndarray) -> StructureSet:
-    return StructureSet([structures.names[i] for i in positions],
-                        [structures.crystals[i] for i in positions])
 
 
 def _energy_protocol(protocol: Protocol, energy_model, dataset: str) -> Protocol:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..crystal import Crystal
-from ..io import ReadError, StructureSet
+from ..failures import StructureFailure
+from ..io import StructureSet
 from ..metrics.distribution import densities, element_counts
 from ..progress import progress as progress_display
 from .cache import EmbeddingCache, structure_hash
@@ -19,16 +20,14 @@ MAX_ATOMS = 1000
 
 def split_by_size(structures: StructureSet, max_atoms: int | None,
                   memory: str = "ALIGNN needs about 1 GB of memory per 1,000 atoms"
-                  ) -> tuple[StructureSet, list[ReadError]]:
+                  ) -> tuple[StructureSet, list[StructureFailure]]:
     """The structures of at most `max_atoms` atoms (read errors kept), and a record naming each
     of the others, with `memory` as the reason for the limit (None: no limit)."""
     large = [too_large(c, max_atoms, memory) for c in structures.crystals]
     if not any(large):
         return structures, []
-    kept = StructureSet([n for n, big in zip(structures.names, large) if not big],
-                        [c for c, big in zip(structures.crystals, large) if not big],
-                        structures.errors)
-    left_out = [ReadError(name, big) for name, big in zip(structures.names, large) if big]
+    kept = structures.subset([i for i, big in enumerate(large) if not big])
+    left_out = [StructureFailure(name, big) for name, big in zip(structures.names, large) if big]
     return kept, left_out
 
 

@@ -61,7 +61,7 @@ class FeatureStatistics:
         densities: (n,) mass density, g/cm³.
         n_elements: (n,) number of distinct elements.
         extractor: what made `features`.
-        errors: `ReadError`s of the structures that could not be read (not saved in the file).
+        errors: `StructureFailure`s of the structures that could not be read (not saved in the file).
         left_out: records of structures read but not embedded (more atoms than `max_atoms`; not
             saved in the file).
     """

@@ -7,7 +7,7 @@ from .output import (
     write_csv,
     write_json,
 )
-from .reading import ReadError, StructureSet, read_structures
+from .reading import StructureSet, read_structures, require_readable
 
-__all__ = ["ReadError", "StructureSet", "atomic_write_bytes", "atomic_write_text",
-           "check_distinct", "check_writable", "read_structures", "write_csv", "write_json"]
+__all__ = ["StructureSet", "atomic_write_bytes", "atomic_write_text", "check_distinct",
+           "check_writable", "read_structures", "require_readable", "write_csv", "write_json"]

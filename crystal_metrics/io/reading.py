@@ -5,7 +5,7 @@ folder with a `manifest.csv` naming its structures, as gemsdiff-sample writes, g
 structures it lists, warning about other structure files), a `.cif` file (one or many `data_`
 blocks), a CDVAE-style `.csv`/`.csv.gz` with a `cif` column, an `.extxyz` file, a list of
 pymatgen `Structure`, ASE `Atoms` or `Crystal`, or a `StructureSet`. Unusable input becomes a
-`ReadError` (name + reason) and the rest is read, unless `strict=True`.
+`StructureFailure` record (name + reason) and the rest is read, unless `strict=True`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..crystal import Crystal
-from ..errors import StructureError
+from ..errors import StructureError, TooFewStructuresError
+from ..failures import StructureFailure, records
 from ..parallel import parallel_map
 from .cif import Block, parse_cif_text
 from .manifest import MANIFEST, ManifestWarning, read_manifest_names
@@ -31,27 +32,24 @@ PARALLEL_MIN_TEXTS = 500
 NAMES_SHOWN = 5
 
 
-@dataclass(frozen=True)
-class ReadError:
-    """A structure (or file) that could not be used: its name and the reason, one sentence."""
-
-    name: str
-    reason: str
-
-    def as_dict(self) -> dict:
-        return {"name": self.name, "reason": self.reason}
-
-
 @dataclass
 class StructureSet:
-    """Named crystals read from one source, plus the errors met while reading it."""
+    """Named crystals read from one source, plus the errors met while reading it; `source` is
+    the path it was read from ('' for Python objects), to name it in messages."""
 
     names: list[str]
     crystals: list[Crystal]
-    errors: list[ReadError] = field(default_factory=list)
+    errors: list[StructureFailure] = field(default_factory=list)
+    source: str = ""
 
     def __len__(self) -> int:
         return len(self.crystals)
+
+    def subset(self, positions) -> StructureSet:
+        """The structures at `positions` (in that order), with this set's read errors and
+        source."""
+        return StructureSet([self.names[i] for i in positions],
+                            [self.crystals[i] for i in positions], list(self.errors), self.source)
 
     @property
     def structures(self) -> list:
@@ -72,12 +70,25 @@ def read_structures(source, *, strict: bool = False, workers: int | None = None,
         result = source
     elif isinstance(source, (str, os.PathLike)):
         result = _read_path(Path(source), workers, progress)
+        result.source = str(source)
     else:
         result = _read_objects(source)
     if strict and result.errors:
         first = result.errors[0]
         raise StructureError(f"{first.name}: {first.reason}")
     return result
+
+
+def require_readable(structures: StructureSet, label: str | None = None) -> StructureSet:
+    """`structures` when at least one was readable; else `TooFewStructuresError` ('no readable
+    structures in GEN path') carrying the read errors, named 'gen:...' when `label` ('GEN',
+    'REF', 'TRAIN') says which set it is."""
+    if len(structures):
+        return structures
+    where = " ".join(part for part in (label, structures.source) if part)
+    raise TooFewStructuresError(
+        "no readable structures" + (f" in {where}" if where else ""),
+        {"unreadable": records(structures.errors, label and label.lower())})
 
 
 def _read_objects(objects) -> StructureSet:
@@ -217,12 +228,12 @@ def _listed_in_manifest(folder: Path, files: list[Path], builder: _Builder) -> l
     return [f for f in files if _stem(f) in listed]
 
 
-def _read_text(file: Path) -> str | ReadError:
-    """The file's text, or a `ReadError` (named by the file) saying why it cannot be read."""
+def _read_text(file: Path) -> str | StructureFailure:
+    """The file's text, or a `StructureFailure` (named by the file) saying why it cannot be read."""
     try:
         return file.read_bytes().decode("utf-8", errors="replace")
     except OSError as exc:
-        return ReadError(_stem(file), _file_error("CIF", exc))
+        return StructureFailure(_stem(file), _file_error("CIF", exc))
 
 
 def _file_error(kind: str, exc: Exception) -> str:
@@ -290,14 +301,14 @@ class _Builder:
     def __init__(self):
         self.names: list[str] = []
         self.crystals: list[Crystal] = []
-        self.errors: list[ReadError] = []
+        self.errors: list[StructureFailure] = []
 
     def add(self, name: str, crystal: Crystal) -> None:
         self.names.append(name)
         self.crystals.append(crystal)
 
     def fail(self, name: str, reason: str) -> None:
-        self.errors.append(ReadError(name, reason))
+        self.errors.append(StructureFailure(name, reason))
 
     def add_entry(self, name: str, crystal_or_reason: Crystal | str) -> None:
         if isinstance(crystal_or_reason, str):

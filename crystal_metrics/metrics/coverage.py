@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from ..api import labelled_errors
 from ..errors import CrystalMetricsError
+from ..failures import gen_ref_records
 from ..features.cache import default_cache
 from ..features.fingerprints import fingerprints
 from ..io import read_structures
@@ -97,7 +97,7 @@ def coverage(gen, ref, *, dataset: str = "mp20", struct_cutoff: float | None = N
                                       f"({next(iter(fp.failures.values()))})")
     scores = coverage_scores(gen_fp.structure, gen_fp.composition, ref_fp.structure,
                              ref_fp.composition, struct_cutoff, comp_cutoff, len(gen_crystals))
-    read_errors = labelled_errors(gen_set.errors, ref_set.errors)
+    read_errors = gen_ref_records(gen_set.errors, ref_set.errors)
     return {**scores, "dataset": dataset, "struct_cutoff": struct_cutoff,
             "comp_cutoff": comp_cutoff, "valid_only": valid_only,
             "oxidation_states": oxidation_states, "n_gen": len(gen_crystals),

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crystal import Crystal
-from ..io import ReadError, StructureSet
+from ..failures import StructureFailure
+from ..io import StructureSet
 from ..parallel import parallel_map
 from .pairing import Pairing, pair_structures
 from .validity import validity
@@ -48,7 +49,7 @@ class MatchResult:
     valid: np.ndarray
     sample_rms: np.ndarray
     n_gen: int
-    errors: list[ReadError]
+    errors: list[StructureFailure]
 
     @property
     def rms(self) -> np.ndarray:
@@ -122,7 +123,7 @@ def match_structures(gen: StructureSet, ref: StructureSet, *, pair_by: str = "au
     errors = []
     for j, result in zip(todo, results):
         if isinstance(result, str):
-            errors.append(ReadError(pairing.names[j], result))
+            errors.append(StructureFailure(pairing.names[j], result))
         else:
             sample_rms[j] = result
     return MatchResult(pairing, list(ref.names), valid, sample_rms, len(gen), errors)

@@ -73,6 +73,4 @@ def select(structures: StructureSet, selection: Selection, valid: np.ndarray | N
            ) -> tuple[StructureSet, np.ndarray]:
     """The scored part of `structures` (read errors kept) and its positions in the set."""
     keep = selection.indices(len(structures), valid)
-    subset = StructureSet([structures.names[i] for i in keep],
-                          [structures.crystals[i] for i in keep], list(structures.errors))
-    return subset, keep
+    return structures.subset(keep), keep

@@ -19,9 +19,10 @@ from functools import partial
 
 import numpy as np
 
-from ..api import labelled_errors, scored_structures
+from ..api import scored_structures
 from ..crystal import Crystal
 from ..errors import CrystalMetricsError
+from ..failures import gen_ref_records
 from ..features.cache import EmbeddingCache, cached_map, default_cache
 from ..io import read_structures
 from .selection import Selection
@@ -193,7 +194,7 @@ def symmetry(gen, ref=None, selection: Selection | None = None,
     scored, chosen = scored_structures(gen_set, selection, oxidation_states)
     found = [None if s is None else space_groups(s.crystals, symprec, angle_tolerance, workers,
                                                   progress, store) for s in (scored, ref_set)]
-    errors = labelled_errors(gen_set.errors, [] if ref_set is None else ref_set.errors)
+    errors = gen_ref_records(gen_set.errors, [] if ref_set is None else ref_set.errors)
     return {"n_gen": len(gen_set), "n_ref": None if ref_set is None else len(ref_set), **chosen,
             "n_read_errors": len(errors), "read_errors": errors,
             **space_group_fields(found[0], found[1], scored.names,

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..io import ReadError, StructureSet
+from ..failures import StructureFailure
+from ..io import StructureSet
 from ..parallel import parallel_map
 
 TOLERANCES = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5, "primitive_cell": True, "scale": True,
@@ -52,8 +53,8 @@ class UniquenessResult:
 
     representative: np.ndarray
     train_match: np.ndarray | None
-    errors: list[ReadError]
-    train_errors: list[ReadError]
+    errors: list[StructureFailure]
+    train_errors: list[StructureFailure]
 
     @property
     def unique(self) -> np.ndarray:
@@ -117,8 +118,8 @@ def _compare(gen: StructureSet, train: StructureSet | None, workers: int | None,
         if train_match is not None:
             matches = np.array(matches, dtype=np.int64)
             train_match[members[matches >= 0]] = train_members[matches[matches >= 0]]
-        errors += [ReadError(gen.names[members[i]], reason) for i, reason in failures]
-        train_errors += [ReadError(train.names[train_members[i]], reason)
+        errors += [StructureFailure(gen.names[members[i]], reason) for i, reason in failures]
+        train_errors += [StructureFailure(train.names[train_members[i]], reason)
                          for i, reason in train_failures]
     return UniquenessResult(representative, train_match, errors, train_errors)
 
