@@ -45,7 +45,7 @@ def alignn_reference(structures, batch_size):
     from jarvis.core.atoms import pmg_to_atoms
     from jarvis.core.specie import get_node_attributes
 
-    from crystal_metrics.weights import fetch_alignn_ff
+    from crystal_metrics.alignn.checkpoint import fetch_alignn_ff
 
     folder = fetch_alignn_ff()
     cfg = json.loads((folder / "config.json").read_text())

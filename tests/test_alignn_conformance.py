@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from crystal_metrics.alignn import load_extractor
-from crystal_metrics.weights import fetch_alignn_ff
+from crystal_metrics.alignn.checkpoint import fetch_alignn_ff
 
 DATA = Path(__file__).parent / "data" / "alignn"
 

@@ -1,4 +1,5 @@
-"""Checkpoint resolution, caching and every error path of crystal_metrics.weights."""
+"""Checkpoint resolution, caching and every error path of crystal_metrics.alignn.checkpoint and
+crystal_metrics.download."""
 
 import hashlib
 import http.server
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from crystal_metrics import download
 from crystal_metrics import weights as W
+from crystal_metrics.alignn import checkpoint as C
 from crystal_metrics.alignn import load_extractor
 from crystal_metrics.errors import CrystalMetricsError
 
@@ -158,7 +161,7 @@ def test_url_truncated(tmp_path, server):
     _Handler.payload, _Handler.lie_length = b"x" * 5000, True
     url = f"http://127.0.0.1:{server.server_port}/t.zip"
     with pytest.raises(W.WeightsError, match="truncated|Could not download"):
-        W.download_url(url, progress=False)
+        download.download_url(url, progress=False)
 
 
 def test_url_unreachable(tmp_path):
@@ -172,9 +175,9 @@ def test_url_unreachable(tmp_path):
 
 
 def test_alignn_ff_fetch_without_pip_is_one_clear_error(monkeypatch):
-    monkeypatch.setattr(W.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(download.sys, "executable", "/nonexistent/python")
     with pytest.raises(W.WeightsError, match="ALIGNN-FF"):
-        W.fetch_alignn_ff()
+        C.fetch_alignn_ff()
 
 
 def test_alignn_ff_bad_hash_in_wheel(tmp_path, monkeypatch):
@@ -188,9 +191,9 @@ def test_alignn_ff_bad_hash_in_wheel(tmp_path, monkeypatch):
             returncode, stdout, stderr = 0, "", ""
         return P()
 
-    monkeypatch.setattr(W.subprocess, "run", fake_run)
+    monkeypatch.setattr(download.subprocess, "run", fake_run)
     with pytest.raises(W.WeightsError, match="refusing"):
-        W.fetch_alignn_ff()
+        C.fetch_alignn_ff()
 
 
 def test_legacy_pickled_checkpoint_loads_locally_with_warning(tmp_path):
@@ -248,9 +251,9 @@ def test_a_pickled_checkpoint_from_an_unpinned_source_is_refused_without_unsafe_
 
     sd = torch.load(CLASSIC / "best_model.pt", weights_only=True)
     torch.save({"model": sd, "args": argparse.Namespace(epochs=3)}, tmp_path / "best_model.pt")
-    ckpt = W.Checkpoint("x", {}, tmp_path / "best_model.pt", "0" * 64, allow_pickle=False)
+    ckpt = C.Checkpoint("x", {}, tmp_path / "best_model.pt", "0" * 64, allow_pickle=False)
     with pytest.raises(W.WeightsError) as caught:
-        W.load_state_dict(ckpt)
+        C.load_state_dict(ckpt)
     assert "holds Python objects besides tensors" in str(caught.value)
     assert "weights_only" not in str(caught.value)
 
@@ -291,12 +294,12 @@ def test_the_same_weights_from_another_source_are_accepted_with_a_statistics_fil
 
 def test_the_alignn_ff_files_are_named_alignn_ff_wherever_they_come_from(tmp_path, monkeypatch):
     # stand-ins for the published hashes: the small test checkpoint plays ALIGNN-FF
-    monkeypatch.setitem(W.ALIGNN_FF_MEMBERS, "best_model.pt", W.sha256_file(CLASSIC / "best_model.pt"))
-    monkeypatch.setitem(W.ALIGNN_FF_MEMBERS, "config.json", W.sha256_file(CLASSIC / "config.json"))
+    monkeypatch.setitem(C.ALIGNN_FF_MEMBERS, "best_model.pt", W.sha256_file(CLASSIC / "best_model.pt"))
+    monkeypatch.setitem(C.ALIGNN_FF_MEMBERS, "config.json", W.sha256_file(CLASSIC / "config.json"))
     folder = tmp_path / "copied"
     shutil.copytree(CLASSIC, folder)
-    assert W.resolve_checkpoint(folder).name == W.ALIGNN_FF_NAME
-    assert W.resolve_checkpoint(_zip_folder(folder, tmp_path / "ff.zip")).name == W.ALIGNN_FF_NAME
+    assert C.resolve_checkpoint(folder).name == C.ALIGNN_FF_NAME
+    assert C.resolve_checkpoint(_zip_folder(folder, tmp_path / "ff.zip")).name == C.ALIGNN_FF_NAME
     cfg = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**cfg, "cutoff": 6.0}))  # not the same model
-    assert W.resolve_checkpoint(folder).name == "copied"
+    assert C.resolve_checkpoint(folder).name == "copied"

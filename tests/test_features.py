@@ -3,6 +3,8 @@ import pytest
 
 from crystal_metrics import CrystalMetricsError, OutputExistsError
 from crystal_metrics.features import EmbeddingCache, ExtractorId, FeatureStatistics, structure_hash
+from crystal_metrics.features.cache import default_cache
+from crystal_metrics.weights import WeightsError
 from support import TRANSFORMS, rock_salt
 
 EXTRACTOR = ExtractorId("test-model", "ab" * 32, 4)
@@ -130,3 +132,14 @@ def test_a_statistics_file_with_a_damaged_member_is_named_as_damaged(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(CrystalMetricsError, match=r"s.npz is damaged \(member features.npy "):
         FeatureStatistics.load(path)
+
+
+def test_a_cache_folder_that_cannot_be_made_is_named_and_is_no_weights_error(tmp_path,
+                                                                             monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(CrystalMetricsError) as caught:
+        default_cache()
+    assert not isinstance(caught.value, WeightsError)
+    assert str(caught.value) == (f"Cannot create the cache folder {tmp_path / 'a-file' / 'cache'}: "
+                                 "Not a directory.")

@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from crystal_metrics import download
 from crystal_metrics import progress as P
 from crystal_metrics import weights as W
+from crystal_metrics.alignn import checkpoint as C
 from crystal_metrics.cli import main
 from support import MP20_DIR, ROOT
 
@@ -68,12 +70,12 @@ def test_the_first_fetch_says_what_it_fetches_and_where(tmp_path, monkeypatch, c
     monkeypatch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path / "cache"))
     files = {name: (CLASSIC / name).read_bytes() for name in ("best_model.pt", "config.json")}
     for name in files:  # stand-ins for the published hashes
-        monkeypatch.setitem(W.ALIGNN_FF_MEMBERS, name, W.sha256_file(CLASSIC / name))
-    monkeypatch.setattr(W.subprocess, "run", _fake_pip(files))
-    dest = W.fetch_alignn_ff()
+        monkeypatch.setitem(C.ALIGNN_FF_MEMBERS, name, W.sha256_file(CLASSIC / name))
+    monkeypatch.setattr(download.subprocess, "run", _fake_pip(files))
+    dest = C.fetch_alignn_ff()
     assert capsys.readouterr().err.splitlines() == [
         ("fetching the ALIGNN-FF weights, once: alignn/ff/best_model.pt and config.json of the "
          f"alignn==2023.1.10 wheel (about 15 MB) from PyPI with 'pip download', into {dest}"),
         f"ALIGNN-FF weights ready in {dest} (sha256 checked)"]
-    monkeypatch.setattr(W.subprocess, "run", lambda *a, **k: pytest.fail("fetched twice"))
-    assert W.fetch_alignn_ff() == dest and capsys.readouterr().err == ""  # cached: silent
+    monkeypatch.setattr(download.subprocess, "run", lambda *a, **k: pytest.fail("fetched twice"))
+    assert C.fetch_alignn_ff() == dest and capsys.readouterr().err == ""  # cached: silent

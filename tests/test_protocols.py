@@ -25,10 +25,10 @@ from crystal_metrics import (
 )
 from crystal_metrics.cdvae import CDVAE_WHEEL
 from crystal_metrics.cli import main
+from crystal_metrics.download import fetch_pinned
 from crystal_metrics.errors import SubsetSizeError
 from crystal_metrics.protocols import get_protocol
 from crystal_metrics.scoring import FeatureSource, energy_emd, evaluate
-from crystal_metrics.weights import fetch_pinned
 from support import MP20_DIR, ROOT, VAL_CSV
 
 WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"

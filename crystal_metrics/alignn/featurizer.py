@@ -17,12 +17,13 @@ from importlib import resources
 import numpy as np
 import torch
 
+from crystal_metrics.alignn.checkpoint import Checkpoint, load_state_dict, resolve_checkpoint
 from crystal_metrics.alignn.config import ModelConfig, parse_config
 from crystal_metrics.alignn.graph import build_batch
 from crystal_metrics.alignn.model import ALIGNN
 from crystal_metrics.device import resolve_device
 from crystal_metrics.errors import CrystalMetricsError
-from crystal_metrics.weights import Checkpoint, WeightsError, load_state_dict, resolve_checkpoint
+from crystal_metrics.weights import WeightsError
 
 DEFAULT_SHELL_TOL = 1e-3  # Å, see graph.knn_edges
 
@@ -217,7 +218,7 @@ def load_extractor(
     Args:
         weights: None / "alignn-ff" (default ALIGNN-FF, fetched once with pip),
             a checkpoint folder, a zip, or a URL of a zip (see
-            ``crystal_metrics.weights.resolve_checkpoint``).
+            ``crystal_metrics.alignn.checkpoint.resolve_checkpoint``).
         device: torch device; default cuda when available, else cpu.
         sha256: expected sha256 of a URL download.
         shell_tol: Å; the k-nearest rule keeps whole neighbour shells within

