@@ -23,7 +23,7 @@ import numpy as np
 from _data import mp20_split
 
 import crystal_metrics
-from crystal_metrics.features import EmbeddingCache
+from crystal_metrics.features import StructureCache
 from crystal_metrics.features.fingerprints import fingerprints
 from crystal_metrics.metrics.coverage import CUTOFFS, coverage_scores
 
@@ -66,7 +66,7 @@ def bench_fingerprints(gen, ref) -> None:
     print(f"  speed-up:    {serial_s / forked_s:.2f}x   identical: "
           f"{np.array_equal(serial.structure, forked.structure)}")
     with tempfile.TemporaryDirectory() as folder:
-        cache = EmbeddingCache(Path(folder) / "embeddings.sqlite")
+        cache = StructureCache(Path(folder) / "embeddings.sqlite")
         first, first_s = timed(fingerprints, crystals, workers=2, cache=cache)
         second, second_s = timed(fingerprints, crystals, workers=2, cache=cache)
     identical = all(np.array_equal(getattr(run, field), getattr(forked, field))

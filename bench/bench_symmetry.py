@@ -24,9 +24,10 @@ import pandas as pd
 from scipy.spatial.distance import pdist
 
 import crystal_metrics
-from crystal_metrics.features import EmbeddingCache
+from crystal_metrics.features import StructureCache
+from crystal_metrics.features.space_groups import space_groups
 from crystal_metrics.metrics.diversity import mean_pairwise_distance
-from crystal_metrics.metrics.symmetry import ANGLE_TOLERANCE, SYMPREC, space_groups
+from crystal_metrics.metrics.symmetry import ANGLE_TOLERANCE, SYMPREC
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +71,7 @@ def main() -> None:
             table = pd.read_csv(ROOT / "examples" / "mp20_val_sample.csv")
         table.to_csv(folder / "set.csv", index=False)
         cifs, n = table["cif"].tolist(), len(table)
-        cache = EmbeddingCache(folder / "e.sqlite")
+        cache = StructureCache(folder / "e.sqlite")
 
         def ours(store=None):
             crystals = crystal_metrics.read_structures(folder / "set.csv", workers=args.workers,

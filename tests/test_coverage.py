@@ -17,7 +17,8 @@ from crystal_metrics import (
     read_structures,
 )
 from crystal_metrics.cli import main
-from crystal_metrics.features import EmbeddingCache, structure_hash
+from crystal_metrics.features import StructureCache, structure_hash
+from crystal_metrics.features import cache as cache_module
 from crystal_metrics.features import fingerprints as fingerprint_module
 from crystal_metrics.features.cache import default_cache
 from crystal_metrics.features.fingerprints import cache_key, fingerprints, structure_fingerprint
@@ -237,7 +238,7 @@ def test_second_run_reads_every_fingerprint_from_the_cache(matminer, examples, t
 
 
 def test_failed_fingerprints_are_not_cached(matminer, nacl, tmp_path, monkeypatch):
-    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    cache = StructureCache(tmp_path / "e.sqlite")
     first = fingerprints([nacl, UNFINGERPRINTABLE], workers=1, cache=cache)
     assert list(first.failures) == [1] and cache.counts() == {cache_key(): 1}
     calls = count_fingerprinted(monkeypatch)
@@ -251,8 +252,8 @@ def test_failed_fingerprints_are_not_cached(matminer, nacl, tmp_path, monkeypatc
 
 
 def test_interrupted_fingerprints_keep_finished_chunks(matminer, examples, tmp_path, monkeypatch):
-    monkeypatch.setattr(fingerprint_module, "CACHE_CHUNK", 3)
-    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    monkeypatch.setattr(cache_module, "CACHE_CHUNK", 3)
+    cache = StructureCache(tmp_path / "e.sqlite")
     crystals = examples.crystals[:8]
     uncached = fingerprints(crystals, workers=1)
     real, calls = fingerprint_module._fingerprint_one, []
@@ -280,14 +281,14 @@ def test_interrupted_fingerprints_keep_finished_chunks(matminer, examples, tmp_p
 def test_chunked_forked_run_equals_one_serial_pass(matminer, examples, tmp_path, monkeypatch):
     crystals = [*examples.crystals[:10], UNFINGERPRINTABLE, *examples.crystals[10:15]]
     serial = fingerprints(crystals, workers=1)
-    monkeypatch.setattr(fingerprint_module, "CACHE_CHUNK", 8)  # 2 chunks, each on 2 workers
-    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    monkeypatch.setattr(cache_module, "CACHE_CHUNK", 8)  # 2 chunks, each on 2 workers
+    cache = StructureCache(tmp_path / "e.sqlite")
     assert_same_fingerprints(fingerprints(crystals, workers=2, cache=cache), serial)
     assert cache.counts() == {cache_key(): 15}
 
 
 def test_cache_key_changes_with_the_matminer_version(matminer, nacl, tmp_path, monkeypatch):
-    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    cache = StructureCache(tmp_path / "e.sqlite")
     fingerprints([nacl], workers=1, cache=cache)
     old_key = cache_key()
     assert f"matminer-{matminer.__version__}" in old_key

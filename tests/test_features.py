@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from crystal_metrics import CrystalMetricsError, OutputExistsError
-from crystal_metrics.features import EmbeddingCache, ExtractorId, FeatureStatistics, structure_hash
+from crystal_metrics.features import ExtractorId, FeatureSet, StructureCache, structure_hash
 from crystal_metrics.features.cache import default_cache
 from crystal_metrics.weights import WeightsError
 from support import TRANSFORMS, rock_salt
@@ -12,14 +12,14 @@ EXTRACTOR = ExtractorId("test-model", "ab" * 32, 4)
 
 def _stats(seed=0, extractor=EXTRACTOR):
     rng = np.random.default_rng(seed)
-    return FeatureStatistics(rng.normal(size=(20, 4)), rng.normal(size=20), rng.uniform(1, 9, 20),
+    return FeatureSet(rng.normal(size=(20, 4)), rng.normal(size=20), rng.uniform(1, 9, 20),
                              rng.integers(1, 5, 20), extractor)
 
 
 def test_statistics_round_trip(tmp_path):
     stats = _stats()
     stats.save(tmp_path / "s.npz")
-    loaded = FeatureStatistics.load(tmp_path / "s.npz")
+    loaded = FeatureSet.load(tmp_path / "s.npz")
     assert loaded.extractor == EXTRACTOR and loaded.n == 20
     for a, b in zip(loaded.gaussian, stats.gaussian):
         np.testing.assert_array_equal(a, b)
@@ -42,7 +42,7 @@ def test_not_a_statistics_file(tmp_path, content):
     else:
         path.write_bytes(content)
     with pytest.raises(CrystalMetricsError, match="not a crystal-metrics statistics file"):
-        FeatureStatistics.load(path)
+        FeatureSet.load(path)
 
 
 def test_different_extractors_are_refused():
@@ -67,13 +67,13 @@ def test_extractor_id_of_an_alignn_extractor():
 
 def test_inconsistent_arrays_are_refused():
     with pytest.raises(CrystalMetricsError, match="do not match"):
-        FeatureStatistics(np.zeros((5, 3)), np.zeros(5), np.zeros(5), np.zeros(5), EXTRACTOR)
+        FeatureSet(np.zeros((5, 3)), np.zeros(5), np.zeros(5), np.zeros(5), EXTRACTOR)
     with pytest.raises(CrystalMetricsError, match="different lengths"):
-        FeatureStatistics(np.zeros((5, 4)), np.zeros(4), np.zeros(5), np.zeros(5), EXTRACTOR)
+        FeatureSet(np.zeros((5, 4)), np.zeros(4), np.zeros(5), np.zeros(5), EXTRACTOR)
 
 
 def test_cache_round_trip_is_exact(tmp_path):
-    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    cache = StructureCache(tmp_path / "e.sqlite")
     keys = ["a", "b", "c"]
     latents = np.random.default_rng(0).normal(size=(3, 4))
     cache.put("w1", keys, latents, np.array([1.5, np.nan, -2.0]))
@@ -86,7 +86,7 @@ def test_cache_round_trip_is_exact(tmp_path):
 
 
 def test_cache_keeps_nan_and_energies_are_optional(tmp_path):
-    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    cache = StructureCache(tmp_path / "e.sqlite")
     vectors = np.array([[1.0, np.nan, -0.0], [np.inf, 2.0, np.nan]])
     cache.put("fingerprints", ["a", "b"], vectors)
     found = cache.get("fingerprints", ["a", "b"])
@@ -116,7 +116,7 @@ def test_a_truncated_statistics_file_is_named_as_truncated(tmp_path, cut, messag
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * cut)])
     with pytest.raises(CrystalMetricsError, match=f"s.npz {message}"):
-        FeatureStatistics.load(path)
+        FeatureSet.load(path)
 
 
 def test_a_statistics_file_with_a_damaged_member_is_named_as_damaged(tmp_path):
@@ -131,7 +131,7 @@ def test_a_statistics_file_with_a_damaged_member_is_named_as_damaged(tmp_path):
     data[start + info.compress_size // 2] ^= 0xFF  # one flipped byte inside the latents
     path.write_bytes(bytes(data))
     with pytest.raises(CrystalMetricsError, match=r"s.npz is damaged \(member features.npy "):
-        FeatureStatistics.load(path)
+        FeatureSet.load(path)
 
 
 def test_a_cache_folder_that_cannot_be_made_is_named_and_is_no_weights_error(tmp_path,

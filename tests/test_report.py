@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from crystal_metrics import CrystalMetricsError, StructureSet, read_structures
 from crystal_metrics.cli import main
-from crystal_metrics.features import ExtractorId, FeatureStatistics
+from crystal_metrics.features import ExtractorId, FeatureSet
 from crystal_metrics.metrics.validity import validity
 from crystal_metrics.report import (
     FIGURES,
@@ -34,9 +34,9 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def _statistics(densities, energies) -> FeatureStatistics:
+def _statistics(densities, energies) -> FeatureSet:
     n = len(densities)
-    return FeatureStatistics(np.zeros((n, 2)), np.array(energies, float), np.array(densities, float),
+    return FeatureSet(np.zeros((n, 2)), np.array(energies, float), np.array(densities, float),
                              np.ones(n, int), ExtractorId("test", "0" * 64, 2))
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from crystal_metrics import CrystalMetricsError, read_structures
 from crystal_metrics.cli import PER_STRUCTURE_COLUMNS, main
-from crystal_metrics.features import ExtractorId, FeatureStatistics
+from crystal_metrics.features import ExtractorId, FeatureSet
 from crystal_metrics.metrics.distribution import emd
 from crystal_metrics.scoring import FeatureSource, SmallSampleWarning, energy_emd, evaluate, fad
 from support import BROKEN_DIR, MP20_DIR, ROOT, TRANSFORMS, VAL_CSV
@@ -69,7 +69,7 @@ def test_statistics_file_gives_the_same_scores_and_the_cache_is_used(source, tmp
 def test_mixing_extractors_is_refused(source, tmp_path):
     stats = source(VAL_CSV)
     other = ExtractorId("other-model", "0" * 64, stats.extractor.dim)
-    FeatureStatistics(stats.features, stats.energies, stats.densities, stats.n_elements,
+    FeatureSet(stats.features, stats.energies, stats.densities, stats.n_elements,
                       other).save(tmp_path / "other.npz")
     with pytest.raises(CrystalMetricsError, match="different extractors"):
         fad(MP20_DIR, tmp_path / "other.npz", source)
@@ -119,11 +119,12 @@ def test_fad_errors_are_one_line(args, message):
 
 
 def test_interrupted_embedding_keeps_finished_chunks(tmp_path, monkeypatch):
-    from crystal_metrics.features import EmbeddingCache, embedding
+    from crystal_metrics.features import StructureCache, embedding
+    from crystal_metrics.features import cache as cache_module
 
-    monkeypatch.setattr(embedding, "CACHE_CHUNK", 16)
+    monkeypatch.setattr(cache_module, "CACHE_CHUNK", 16)
     source = FeatureSource(WEIGHTS, device="cpu", progress=False)
-    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    cache = StructureCache(tmp_path / "e.sqlite")
     structures = read_structures(VAL_CSV)
     real_embed, calls = type(source.extractor).embed, []
 
@@ -145,6 +146,30 @@ def test_interrupted_embedding_keeps_finished_chunks(tmp_path, monkeypatch):
     assert calls == [16, 8] and stats.n == 40  # only the 24 missing structures are embedded
 
 
+def test_embedding_crystals_equals_embedding_their_pymatgen_structures_bit_for_bit(source):
+    crystals = read_structures(VAL_CSV).crystals[:12]
+    direct = source.extractor.embed(crystals, batch_size=5)
+    via_pymatgen = source.extractor.embed([c.to_pymatgen() for c in crystals], batch_size=5)
+    for ours, theirs in zip(direct, via_pymatgen):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_an_embedding_cache_written_before_the_shared_loop_is_read_as_it_is(tmp_path,
+                                                                            monkeypatch):
+    from crystal_metrics.features import StructureCache, embedding, structure_hash
+
+    source = FeatureSource(WEIGHTS, device="cpu", progress=False)
+    extractor, structures = source.extractor, read_structures(VAL_CSV)
+    latents, outputs = extractor.embed(structures.crystals)
+    cache = StructureCache(tmp_path / "e.sqlite")  # as the old loop stored them: latent, output
+    cache.put(f"{extractor.sha256}:{extractor.id}", [structure_hash(c) for c in
+                                                     structures.crystals], latents, outputs)
+    monkeypatch.setattr(type(extractor), "embed", lambda *a, **k: pytest.fail("embedded again"))
+    stats = embedding.featurize(structures, extractor, cache)
+    np.testing.assert_array_equal(stats.features, latents)
+    np.testing.assert_array_equal(stats.energies, outputs)  # a property model: its output
+
+
 @pytest.mark.filterwarnings("ignore::crystal_metrics.scoring.SmallSampleWarning")
 def test_energies_without_reference_are_left_out_of_the_energy_emd_with_a_warning():
     from crystal_metrics.scoring import MissingEnergyWarning, energy_emd_of
@@ -152,7 +177,7 @@ def test_energies_without_reference_are_left_out_of_the_energy_emd_with_a_warnin
     def stats(energies, seed):
         n = len(energies)
         features = np.random.default_rng(seed).normal(size=(n, 2))
-        return FeatureStatistics(features, np.array(energies, float), np.ones(n), np.ones(n),
+        return FeatureSet(features, np.array(energies, float), np.ones(n), np.ones(n),
                                  ExtractorId("test", "0" * 64, 2))
 
     gen = stats([0.0, 1.0, np.nan, 2.0], 0)  # e.g. a structure with Po: no elemental reference
@@ -273,7 +298,7 @@ def test_small_sample_warning_says_rank_deficient_only_at_d_structures_or_fewer(
     extractor = ExtractorId("test", "0" * 64, 32)
 
     def stats(size):
-        return FeatureStatistics(rng.normal(size=(size, 32)), rng.normal(size=size),
+        return FeatureSet(rng.normal(size=(size, 32)), rng.normal(size=size),
                                  np.ones(size), np.ones(size), extractor)
 
     with warnings.catch_warnings(record=True) as caught:

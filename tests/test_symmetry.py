@@ -8,15 +8,14 @@ from click.testing import CliRunner
 
 from crystal_metrics import Crystal, CrystalMetricsError, Selection, symmetry
 from crystal_metrics.cli import main
-from crystal_metrics.features import EmbeddingCache
-from crystal_metrics.metrics import symmetry as symmetry_module
+from crystal_metrics.features import StructureCache
+from crystal_metrics.features import space_groups as space_group_module
+from crystal_metrics.features.space_groups import cache_key, space_groups
 from crystal_metrics.metrics.symmetry import (
     CRYSTAL_SYSTEMS,
     SpaceGroups,
-    cache_key,
     crystal_system,
     space_group_comparison,
-    space_groups,
     total_variation,
 )
 from support import MP20_DIR, TRANSFORMS, VAL_CSV, caesium_chloride, rock_salt, write_cifs
@@ -124,7 +123,7 @@ def test_symprec_matters_for_a_slightly_distorted_structure():
 
 
 def test_cache_and_failures(tmp_path, monkeypatch):
-    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    cache = StructureCache(tmp_path / "e.sqlite")
     crystals = [rock_salt(), caesium_chloride()]
     space_groups(crystals, workers=1, cache=cache)
     assert cache.counts() == {cache_key(0.1, 5.0): 2}
@@ -134,7 +133,7 @@ def test_cache_and_failures(tmp_path, monkeypatch):
         calls.append(crystal)
         return "symmetry search failed: ValueError: Symmetry detection failed"
 
-    monkeypatch.setattr(symmetry_module, "_space_group_one", failing)
+    monkeypatch.setattr(space_group_module, "_space_group_one", failing)
     again = space_groups(crystals, workers=1, cache=cache)  # from the cache: nothing computed
     assert calls == [] and again.numbers.tolist() == [225, 221]
     failed = space_groups(crystals, symprec=0.01, workers=1, cache=cache)  # another key

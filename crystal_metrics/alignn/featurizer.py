@@ -81,7 +81,7 @@ def formation_energy_per_atom(numbers: Sequence, energies: Iterable[float]) -> n
 
 
 class Extractor:
-    """A loaded ALIGNN model that embeds pymatgen structures.
+    """A loaded ALIGNN model that embeds crystals (`Crystal` or ordered pymatgen structures).
 
     Attributes:
         name: model name (``alignn-ff`` or the checkpoint folder/zip name).
@@ -149,7 +149,7 @@ class Extractor:
         """Embed structures.
 
         Args:
-            structures: pymatgen ``Structure`` objects (ordered, periodic).
+            structures: ``Crystal`` objects, or ordered pymatgen ``Structure`` objects.
             batch_size: structures per forward pass.
             progress: show progress (None: a bar on a terminal, plain periodic lines
                 otherwise; see ``crystal_metrics.progress``).

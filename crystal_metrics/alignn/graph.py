@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from crystal_metrics.crystal import Crystal
 from crystal_metrics.errors import StructureError
 
 BOND_TOL = 0.15  # Å, jarvis-tools get_all_neighbors default
@@ -286,6 +287,20 @@ class GraphBatch:
         return GraphBatch(**kw)
 
 
+def crystal_arrays(structure, k: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lattice (3, 3) Å, fractional coordinates (N, 3), atomic numbers (N,)) of a `Crystal`, or
+    of an ordered pymatgen ``Structure`` (its arrays as stored); ``k`` numbers it in errors."""
+    if isinstance(structure, Crystal):
+        return structure.lattice, structure.frac_coords, structure.numbers
+    if not structure.is_ordered:
+        raise StructureError(
+            f"Structure {k} ({structure.composition.reduced_formula}) has partial "
+            "occupancies; ALIGNN needs an ordered structure."
+        )
+    return (structure.lattice.matrix, structure.frac_coords,
+            np.asarray(structure.atomic_numbers, dtype=np.int64))
+
+
 def build_batch(
     structures: Sequence,
     feature_table: np.ndarray,
@@ -295,7 +310,8 @@ def build_batch(
     merge_duplicates: bool = True,
     shell_tol: float = 0.0,
 ) -> GraphBatch:
-    """Batch graphs + line graphs of pymatgen ``Structure`` objects.
+    """Batch graphs + line graphs of ``Crystal`` objects (or ordered pymatgen ``Structure``
+    objects, whose arrays are used as stored).
 
     With ``merge_duplicates`` (default) repeated directed edges of the
     training multigraph are stored once with a multiplicity weight; the
@@ -303,27 +319,23 @@ def build_batch(
     features at every layer) and the line graph shrinks up to 4x.
 
     Args:
-        structures: sequence of ordered pymatgen Structures.
+        structures: sequence of ``Crystal`` (or ordered pymatgen Structures).
         feature_table: (Zmax+1, F) node-feature table indexed by atomic number.
         cutoff, max_neighbors, use_canonize: graph settings from the model config.
         merge_duplicates, shell_tol: see ``knn_edges``.
     """
     srcs, dsts, rs, zs, nat, ws = [], [], [], [], [], []
     atom_off = 0
-    for k, s in enumerate(structures):
-        if not s.is_ordered:
-            raise StructureError(
-                f"Structure {k} ({s.composition.reduced_formula}) has partial "
-                "occupancies; ALIGNN needs an ordered structure."
-            )
-        lat = np.array(s.lattice.matrix, dtype=np.float64)
+    for k, structure in enumerate(structures):
+        lattice, frac_coords, numbers = crystal_arrays(structure, k)
+        lat = np.array(lattice, dtype=np.float64)
         if not (np.isfinite(lat).all() and abs(np.linalg.det(lat)) > 1e-6):
             raise StructureError(f"Structure {k} has a singular or non-finite lattice.")
-        if len(s) == 0:
+        if len(numbers) == 0:
             raise StructureError(f"Structure {k} has no atoms.")
-        if not np.isfinite(np.asarray(s.frac_coords)).all():
+        frac = np.array(frac_coords, dtype=np.float64)
+        if not np.isfinite(frac).all():
             raise StructureError(f"Structure {k} has non-finite coordinates.")
-        frac = np.array(s.frac_coords, dtype=np.float64)
         u, v, r, w = knn_edges(
             lat, frac, cutoff, max_neighbors, use_canonize, merge_duplicates, shell_tol
         )
@@ -331,7 +343,7 @@ def build_batch(
         srcs.append(u + atom_off)
         dsts.append(v + atom_off)
         rs.append(r)
-        zs.append(np.fromiter((sp.Z for sp in s.species), dtype=np.int64))
+        zs.append(np.asarray(numbers, dtype=np.int64))
         nat.append(len(frac))
         atom_off += len(frac)
     src = torch.from_numpy(np.concatenate(srcs))

@@ -1,5 +1,5 @@
 """Feature sets of structures: statistics files and the on-disk embedding cache."""
-from .cache import EmbeddingCache, structure_hash
-from .statistics import ExtractorId, FeatureStatistics
+from .cache import StructureCache, structure_hash
+from .statistics import ExtractorId, FeatureSet
 
-__all__ = ["EmbeddingCache", "ExtractorId", "FeatureStatistics", "structure_hash"]
+__all__ = ["ExtractorId", "FeatureSet", "StructureCache", "structure_hash"]

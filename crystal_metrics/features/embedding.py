@@ -1,4 +1,4 @@
-"""Structure set -> `FeatureStatistics`: ALIGNN latents and energies, through the embedding cache."""
+"""Structure set -> `FeatureSet`: ALIGNN latents and energies, through the per-structure cache."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,12 +7,9 @@ from ..crystal import Crystal
 from ..failures import StructureFailure
 from ..io import StructureSet
 from ..metrics.distribution import densities, element_counts
-from ..progress import progress as progress_display
-from .cache import EmbeddingCache, structure_hash
-from .statistics import ExtractorId, FeatureStatistics
+from .cache import StructureCache, cached_map
+from .statistics import ExtractorId, FeatureSet
 
-#: Structures embedded between two writes to the cache.
-CACHE_CHUNK = 256
 #: Default `max_atoms` (--max-atoms): ALIGNN needs about 1 GB of memory per 1,000 atoms of a
 #: structure (1.0 GB at 1,000 atoms, 2.1 GB at 2,197; measured in bench/bench_memory.py).
 MAX_ATOMS = 1000
@@ -54,33 +51,25 @@ def formation_energies(extractor, crystals: list[Crystal], outputs: np.ndarray) 
     return formation_energy_per_atom([c.numbers for c in crystals], outputs)
 
 
-def featurize(structures: StructureSet, extractor, cache: EmbeddingCache | None = None,
+def featurize(structures: StructureSet, extractor, cache: StructureCache | None = None,
               batch_size: int = 32, progress: bool | None = None,
-              max_atoms: int | None = MAX_ATOMS) -> FeatureStatistics:
+              max_atoms: int | None = MAX_ATOMS) -> FeatureSet:
     """Embed every crystal of `structures` (cached ones are not embedded again) that has at most
-    `max_atoms` atoms; the others are listed in `left_out`."""
+    `max_atoms` atoms; the others are listed in `left_out`. The cache keeps each latent with the
+    extractor's raw output (under the weights' sha256 and graph settings)."""
     structures, left_out = split_by_size(structures, max_atoms)
     crystals = structures.crystals
-    key = f"{extractor.sha256}:{extractor.id}"  # weights and graph settings
-    hashes = [structure_hash(c) for c in crystals]
-    found = cache.get(key, hashes) if cache is not None else {}
-    missing = [i for i, h in enumerate(hashes) if h not in found]
-    latents = np.empty((len(crystals), extractor.dim))
-    outputs = np.empty(len(crystals))
-    with progress_display(len(missing), f"embedding ({extractor.name})", "struct",
-                          progress) as bar:
-        for start in range(0, len(missing), CACHE_CHUNK):  # cached chunk by chunk: no lost work
-            chunk = missing[start:start + CACHE_CHUNK]
-            new_latents, new_outputs = extractor.embed([crystals[i].to_pymatgen() for i in chunk],
-                                                       batch_size=batch_size, progress=False)
-            new_outputs = np.asarray(new_outputs, np.float64).reshape(len(chunk), -1)[:, 0]
-            latents[chunk], outputs[chunk] = new_latents, new_outputs
-            if cache is not None:
-                cache.put(key, [hashes[i] for i in chunk], new_latents, new_outputs)
-            bar.update(len(chunk))
-    for i, h in enumerate(hashes):
-        if h in found:
-            latents[i], outputs[i] = found[h]
-    return FeatureStatistics(latents, formation_energies(extractor, crystals, outputs),
-                             densities(crystals), element_counts(crystals), ExtractorId.of(extractor),
-                             tuple(structures.errors), tuple(left_out))
+
+    def embed(chunk: list[Crystal]) -> list[tuple[np.ndarray, float]]:
+        latents, outputs = extractor.embed(chunk, batch_size=batch_size, progress=False)
+        outputs = np.asarray(outputs, np.float64).reshape(len(chunk), -1)[:, 0]
+        return list(zip(latents, outputs))
+
+    embedded = cached_map(embed, crystals, f"{extractor.sha256}:{extractor.id}", cache,
+                          holds="pair", batched=True, progress=progress,
+                          desc=f"embedding ({extractor.name})")
+    latents = np.array([latent for latent, _ in embedded]).reshape(len(crystals), extractor.dim)
+    outputs = np.array([output for _, output in embedded], np.float64)
+    return FeatureSet(latents, formation_energies(extractor, crystals, outputs),
+                      densities(crystals), element_counts(crystals), ExtractorId.of(extractor),
+                      tuple(structures.errors), tuple(left_out))

@@ -6,7 +6,7 @@ order parameters) averaged over the sites of the cell. Composition: the Magpie f
 matminer's imputation of missing elemental data (CDVAE's matminer had none), standardised with
 CDVAE's fixed `CompScaler` means and standard deviations, missing values then set to 0.
 
-With an `EmbeddingCache`, the raw (unnormalised) fingerprints of each structure are stored as one
+With a `StructureCache`, the raw (unnormalised) fingerprints of each structure are stored as one
 float64 vector of 61 + 132 values under `cache_key()`; failures are not stored.
 """
 from __future__ import annotations
@@ -21,14 +21,12 @@ import numpy as np
 
 from ..crystal import Crystal
 from ..errors import MissingExtraError
-from .cache import EmbeddingCache, cached_map
+from .cache import StructureCache, cached_map
 
 STRUCTURE_DIM = 61
 COMPOSITION_DIM = 132
 #: Below this many structures, fingerprints are computed in this process.
 PARALLEL_MIN_STRUCTURES = 8
-#: Structures fingerprinted (in parallel) between two writes to the cache.
-CACHE_CHUNK = 256
 #: First field of `cache_key()`, telling fingerprints from embeddings in the cache.
 CACHE_KIND = "cdvae-fingerprints"
 _SCALER = Path(__file__).parent / "data" / "cdvae_comp_scaler.json"
@@ -123,17 +121,17 @@ def _fingerprint_one(crystal: Crystal) -> np.ndarray | str:
 
 
 def fingerprints(crystals: list[Crystal], workers: int | None = None,
-                 progress: bool | None = None, cache: EmbeddingCache | None = None
+                 progress: bool | None = None, cache: StructureCache | None = None
                  ) -> Fingerprints:
     """Structure and composition fingerprints of `crystals`, in `workers` forked processes
     (default: all usable CPUs); a structure whose fingerprint fails is recorded in `failures`.
 
     With `cache`, fingerprints found there are not computed again, and the others are stored
-    every `CACHE_CHUNK` structures (an interrupted run keeps the finished chunks).
+    every `cache.CACHE_CHUNK` structures (an interrupted run keeps the finished chunks).
     """
     featurizers()  # import matminer once, before forking
     results = cached_map(_fingerprint_one, crystals, cache_key(), cache, workers=workers,
-                         progress=progress, desc="fingerprints", chunk=CACHE_CHUNK,
+                         progress=progress, desc="fingerprints",
                          min_parallel=PARALLEL_MIN_STRUCTURES)
     indices = [i for i, r in enumerate(results) if not isinstance(r, str)]
     raw = np.array([results[i] for i in indices]).reshape(-1, STRUCTURE_DIM + COMPOSITION_DIM)

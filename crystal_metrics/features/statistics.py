@@ -1,4 +1,5 @@
-"""Per-set feature files (`crystal-metrics stats`): what every set-level metric needs, in one .npz.
+"""`FeatureSet`: one set's per-structure features, energies, densities and element counts, and
+its statistics file (`crystal-metrics stats`): what every set-level metric needs, in one .npz.
 
 Besides mean and covariance (for FAD, pytorch-fid style) the file keeps the per-structure
 latents (for KID), formation energies, densities and element counts (for the EMDs), so a
@@ -52,8 +53,9 @@ class ExtractorId:
 
 
 @dataclass(frozen=True, eq=False)
-class FeatureStatistics:
-    """One set's per-structure arrays and the extractor of its features.
+class FeatureSet:
+    """One set's per-structure arrays (row i: one structure) and the extractor of its features;
+    `save`/`load` write and read its statistics file.
 
     Attributes:
         features: (n, d) float64 latents.
@@ -61,9 +63,10 @@ class FeatureStatistics:
         densities: (n,) mass density, g/cm³.
         n_elements: (n,) number of distinct elements.
         extractor: what made `features`.
-        errors: `StructureFailure`s of the structures that could not be read (not saved in the file).
-        left_out: records of structures read but not embedded (more atoms than `max_atoms`; not
-            saved in the file).
+        errors: `StructureFailure`s of the structures that could not be read (not saved in the
+            file).
+        left_out: `StructureFailure`s of structures read but not embedded (more atoms than
+            `max_atoms`; not saved in the file).
     """
 
     features: np.ndarray
@@ -86,11 +89,11 @@ class FeatureStatistics:
     def n(self) -> int:
         return len(self.features)
 
-    def take(self, indices) -> FeatureStatistics:
+    def take(self, indices) -> FeatureSet:
         """The structures at `indices` (positions in this set), same extractor, errors and
         left-out records."""
         indices = np.asarray(indices, dtype=int)
-        return FeatureStatistics(*(getattr(self, k)[indices] for k in _PER_STRUCTURE),
+        return FeatureSet(*(getattr(self, k)[indices] for k in _PER_STRUCTURE),
                                  self.extractor, self.errors, self.left_out)
 
     @cached_property
@@ -113,7 +116,7 @@ class FeatureStatistics:
         atomic_write_bytes(path, buffer.getvalue(), overwrite)
 
     @classmethod
-    def load(cls, path) -> FeatureStatistics:
+    def load(cls, path) -> FeatureSet:
         """Read a statistics file, checking that it is one and that it is consistent."""
         path = Path(path)
         try:
@@ -134,7 +137,7 @@ class FeatureStatistics:
         stats.__dict__["gaussian"] = gaussian  # as stored: the file is the reference
         return stats
 
-    def check_same_extractor(self, other: FeatureStatistics) -> None:
+    def check_same_extractor(self, other: FeatureSet) -> None:
         """Refuse to compare features made by different extractors: different weights (sha256),
         feature dimension or graph setting. The name is only a label (the same weights may come
         from the default download, a folder or a zip)."""

@@ -11,19 +11,14 @@ classes), over the 7 crystal systems and over the 230 space groups.
 """
 from __future__ import annotations
 
-import os
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from ..api import scored_structures
-from ..crystal import Crystal
 from ..errors import CrystalMetricsError
 from ..failures import gen_ref_records
-from ..features.cache import EmbeddingCache, cached_map, default_cache
+from ..features.cache import default_cache
 from ..io import read_structures
 from .selection import Selection
 from .smact_check import DEFAULT_OXIDATION_STATES
@@ -34,9 +29,6 @@ CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "tri
                    "hexagonal", "cubic")
 #: Highest space-group number of each crystal system.
 _LAST_NUMBER = np.array([2, 15, 74, 142, 167, 194, 230])
-#: Below this many structures, space groups are found in this process.
-PARALLEL_MIN_STRUCTURES = 64
-CACHE_CHUNK = 1024
 
 
 def crystal_system(number: int) -> str:
@@ -44,42 +36,6 @@ def crystal_system(number: int) -> str:
     if not 1 <= number <= 230:
         raise CrystalMetricsError(f"no space group number {number}")
     return CRYSTAL_SYSTEMS[int(np.searchsorted(_LAST_NUMBER, number))]
-
-
-def _space_group_one(crystal: Crystal, symprec: float, angle_tolerance: float) -> np.ndarray | str:
-    """[space-group number] as a float64 vector (what the cache stores), or why spglib failed."""
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            analyzer = SpacegroupAnalyzer(crystal.to_pymatgen(), symprec=symprec,
-                                          angle_tolerance=angle_tolerance)
-            return np.array([analyzer.get_space_group_number()], dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - spglib fails in several ways on degenerate cells
-        first_line = str(exc).strip().splitlines()[:1]
-        return ": ".join(["symmetry search failed", type(exc).__name__, *first_line])
-
-
-@contextmanager
-def _quiet_spglib():
-    """spglib's C library prints its internal retries ('spglib: ... failed.') to stderr unless
-    SPGLIB_WARNING=OFF, read at each call; a value the user set is left alone."""
-    if "SPGLIB_WARNING" in os.environ:
-        yield
-        return
-    os.environ["SPGLIB_WARNING"] = "OFF"
-    try:
-        yield
-    finally:
-        os.environ.pop("SPGLIB_WARNING", None)
-
-
-def cache_key(symprec: float, angle_tolerance: float) -> str:
-    """Cache key of the space-group numbers: spglib version and tolerances."""
-    import spglib
-
-    return f"space-group:spglib-{spglib.__version__}:symprec-{symprec:g}:angle-{angle_tolerance:g}"
 
 
 @dataclass(frozen=True)
@@ -118,26 +74,6 @@ class SpaceGroups:
                 "crystal_systems": dict(zip(CRYSTAL_SYSTEMS,
                                             self.crystal_system_fractions().tolist())),
                 "space_groups": {str(k + 1): float(groups[k]) for k in order if groups[k] > 0}}
-
-
-def space_groups(crystals: list[Crystal], symprec: float = SYMPREC,
-                 angle_tolerance: float = ANGLE_TOLERANCE, workers: int | None = None,
-                 progress: bool | None = None, cache: EmbeddingCache | None = None) -> SpaceGroups:
-    """Space-group numbers of `crystals` (spglib through pymatgen), in `workers` forked
-    processes; with `cache`, numbers found there are not computed again."""
-    if symprec <= 0 or angle_tolerance <= 0:
-        raise CrystalMetricsError("symprec and angle_tolerance must be positive")
-    with _quiet_spglib():
-        results = cached_map(partial(_space_group_one, symprec=symprec,
-                                     angle_tolerance=angle_tolerance),
-                             crystals, cache_key(symprec, angle_tolerance), cache,
-                             workers=workers, progress=progress, desc="space groups",
-                             chunk=CACHE_CHUNK, min_parallel=PARALLEL_MIN_STRUCTURES)
-    indices = [i for i, r in enumerate(results) if not isinstance(r, str)]
-    numbers = np.array([int(results[i][0]) for i in indices], dtype=int)
-    return SpaceGroups(numbers, np.array(indices, int),
-                       {i: r for i, r in enumerate(results) if isinstance(r, str)},
-                       symprec, angle_tolerance)
 
 
 def total_variation(p: np.ndarray, q: np.ndarray) -> float:
@@ -185,6 +121,8 @@ def symmetry(gen, ref=None, selection: Selection | None = None,
         workers: processes for reading and the symmetry search (default: all usable CPUs).
         cache: read and write the space groups in the on-disk cache.
     """
+    from ..features.space_groups import space_groups
+
     store = default_cache() if cache else None
     gen_set = read_structures(gen, workers=workers, progress=progress)
     ref_set = None if ref is None else read_structures(ref, workers=workers, progress=progress)
