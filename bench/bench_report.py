@@ -42,7 +42,7 @@ def main():
         page = write_report(Path(folder) / "report", evaluation, (str(args.gen), str(args.ref)))
         report_s = time.perf_counter() - start
         size = page.stat().st_size / 2 ** 10
-    print(f"GEN {args.gen} ({evaluation.summary['n_structures']}), REF {args.ref}")
+    print(f"GEN {args.gen} ({evaluation['n_structures']}), REF {args.ref}")
     print(f"evaluate (embeddings cached): {evaluate_s:.1f} s")
     print(f"write_report:                 {report_s:.2f} s  ({report_s / evaluate_s:.3f} x evaluate)")
     print(f"index.html:                   {size:.0f} KiB")

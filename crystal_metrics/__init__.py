@@ -7,8 +7,23 @@ coverage (COV-R, COV-P) and diversity (the [coverage] extra), CHGNet energies (t
 and CDVAE's property models (the energy EMD of CDVAE's and DiffCSP's tables); `evaluate` follows
 a paper's protocol on request and can write an HTML report.
 """
-from .api import density_emd, match, n_elements_emd, novelty, uniqueness, validity
-from .cdvae_energy import CdvaeEnergy, cdvae_energy_emd
+from .api import (
+    cdvae_energy_emd,
+    chgnet_energy_emd,
+    coverage,
+    density_emd,
+    diversity,
+    energy_emd,
+    evaluate,
+    fad,
+    match,
+    n_elements_emd,
+    novelty,
+    symmetry,
+    uniqueness,
+    validity,
+)
+from .cdvae_energy import CdvaeEnergy
 from .crystal import Crystal
 from .errors import (
     CrystalMetricsError,
@@ -18,18 +33,15 @@ from .errors import (
     StructureError,
 )
 from .io import StructureSet, read_structures
-from .metrics.coverage import coverage
-from .metrics.diversity import diversity
 from .metrics.frechet import frechet_distance, gaussian_statistics
 from .metrics.matching import MatchResult
 from .metrics.selection import Selection
-from .metrics.symmetry import symmetry
 from .metrics.uniqueness import UniquenessResult
 from .metrics.validity import ValidityResult
-from .mlip import Chgnet, chgnet_energy_emd
+from .mlip import Chgnet
 from .protocols import PROTOCOLS, Protocol
 from .report import write_report
-from .scoring import FeatureSource, energy_emd, evaluate, fad
+from .scoring import FeatureSource
 
 __version__ = "0.1.0"
 

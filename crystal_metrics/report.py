@@ -20,8 +20,7 @@ from .errors import OutputError
 from .io import atomic_write_bytes, atomic_write_text, check_writable
 from .metrics.symmetry import CRYSTAL_SYSTEMS
 from .metrics.validity import MIN_DISTANCE
-from .scoring import Evaluation
-from .tables import evaluation_rows
+from .results import Evaluation
 
 FIGURES = ("density", "energy", "n_elements", "crystal_systems", "validity")
 #: Structures listed per criterion.
@@ -78,7 +77,7 @@ def energy_axis(evaluation: Evaluation) -> tuple[str, str, str]:
     """(quantity, unit, axis label) of the energies: the extractor's formation energy, or the
     property of the energy model named in the summary (a protocol or `energy_model` of
     `evaluate` that uses CDVAE's model)."""
-    model = evaluation.summary.get("energy_model")
+    model = evaluation.energy_model
     if model is None:
         label = evaluation.features.extractor.label
         return "formation energy", "eV/atom", f"formation energy ({label}, eV/atom)"
@@ -169,7 +168,7 @@ def _crystal_systems(evaluation: Evaluation) -> bytes:
     were given) in each crystal system."""
     from matplotlib.figure import Figure
 
-    gen, ref = evaluation.space_groups
+    gen, ref = evaluation.space_groups.gen, evaluation.space_groups.ref
     sides = [("GEN", gen, "C0")] + ([] if ref is None else [("REF", ref, "0.3")])
     x = np.arange(len(CRYSTAL_SYSTEMS))
     figure = Figure(figsize=(5.5, 3.4), layout="tight")
@@ -241,7 +240,6 @@ def render_html(evaluation: Evaluation, images: dict[str, bytes],
     """The report page as one string; the images are inlined as data URIs. `sources` name GEN
     and REF (paths) in the page's header."""
     e = html.escape
-    summary = evaluation.summary
 
     def table(header, rows, numeric=()):
         head = "".join(f"<th>{e(h)}</th>" for h in header)
@@ -252,7 +250,7 @@ def render_html(evaluation: Evaluation, images: dict[str, bytes],
 
     parts = [f"<h1>crystal-metrics report</h1><p>GEN: <code>{e(sources[0])}</code><br>"
              + f"REF: <code>{e(sources[1])}</code></p>", "<h2>Metrics</h2>",
-             table(("metric", "value"), evaluation_rows(summary, evaluation.validity), (1,)),
+             table(("metric", "value"), evaluation.rows(), (1,)),
              "<h2>Distributions and validity</h2>"]
     for name in (name for name in FIGURES if name in images):
         data = base64.b64encode(images[name]).decode("ascii")
@@ -264,7 +262,7 @@ def render_html(evaluation: Evaluation, images: dict[str, bytes],
         rows = [(o.name, o.formula, *o.values) for o in outliers]
         parts += [f"<h3>{e(title)}</h3>", table(header, rows, range(2, len(header))) if rows
                   else "<p>none</p>"]
-    errors = summary["read_errors"]
+    errors = evaluation["read_errors"]
     parts.append(f"<h2>Unreadable structures ({len(errors)})</h2>")
     parts.append(table(("name", "problem"), [(r["name"], r["reason"]) for r in errors])
                  if errors else "<p>none</p>")

@@ -9,14 +9,15 @@ from click.testing import CliRunner
 
 from cdvae_support import random_model
 from crystal_metrics import Crystal, CrystalMetricsError, Selection, read_structures
+from crystal_metrics.api import cdvae_energy_emd, evaluate
 from crystal_metrics.cdvae import CDVAE_WHEEL, PropertyModel
-from crystal_metrics.cdvae_energy import CdvaeEnergy, cdvae_energy_emd
+from crystal_metrics.cdvae_energy import CdvaeEnergy
 from crystal_metrics.cli import main
 from crystal_metrics.download import fetch_pinned
 from crystal_metrics.features.cache import default_cache
 from crystal_metrics.metrics.distribution import emd
 from crystal_metrics.report import energy_axis
-from crystal_metrics.scoring import FeatureSource, evaluate
+from crystal_metrics.scoring import FeatureSource
 from support import MP20_DIR, ROOT, supercell, write_cifs
 
 ALIGNN_RANDOM = ROOT / "tests" / "data" / "alignn" / "classic_random"
@@ -145,7 +146,7 @@ def test_evaluate_with_the_cdvae_energy_model(random_folder, crystals):
     gen, ref = crystals[:4] + [COINCIDENT], crystals[4:]
     with pytest.warns(UserWarning):  # few structures for FAD
         evaluation = evaluate(gen, ref, features, energy_model=energies)
-    summary = evaluation.summary
+    summary = evaluation.summary()
     expected = cdvae_energy_emd(gen, ref, energies)
     assert summary["energy_emd"] == pytest.approx(expected["energy_emd"], abs=1e-12)
     assert summary["energy_model"] == expected["energy_model"]
@@ -175,8 +176,8 @@ def test_max_atoms_bounds_the_property_model_as_the_embedding(random_folder, cry
     features = FeatureSource(ALIGNN_RANDOM, device="cpu", progress=False, max_atoms=limit)
     with pytest.warns(UserWarning):  # few structures for FAD
         evaluation = evaluate(gen, ref, features, energy_model=energies)
-    assert [e["name"] for e in evaluation.summary["not_embedded"]] == ["gen:3"]
-    assert evaluation.summary["energy_emd"] == pytest.approx(summary["energy_emd"], abs=1e-12)
+    assert [e["name"] for e in evaluation.summary()["not_embedded"]] == ["gen:3"]
+    assert evaluation.summary()["energy_emd"] == pytest.approx(summary["energy_emd"], abs=1e-12)
     expected = energies.predict(read_structures(gen[:3])).values
     np.testing.assert_array_equal(evaluation.energies[:3], expected)
     assert np.isnan(evaluation.energies[3]) and np.isfinite(evaluation.densities[:3]).all()

@@ -5,7 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from crystal_metrics import density_emd, validity
-from crystal_metrics.cli import PER_STRUCTURE_COLUMNS, main
+from crystal_metrics.cli import main
+from crystal_metrics.results import PER_STRUCTURE_COLUMNS
 from support import BROKEN_DIR, MP20_DIR, VAL_CSV
 
 VALIDITY_KEYS = {"n_structures", "n_read_errors", "read_errors", "n_valid", "validity",

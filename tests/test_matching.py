@@ -7,9 +7,10 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 
 import crystal_metrics as cm
 from crystal_metrics import Crystal, StructureSet, validity
-from crystal_metrics.cli import MATCH_COLUMNS, main
+from crystal_metrics.cli import main
 from crystal_metrics.errors import PairingError
 from crystal_metrics.metrics.matching import TOLERANCES, match_structures
+from crystal_metrics.results import MATCH_COLUMNS
 from support import (
     BROKEN_DIR,
     MP20_DIR,

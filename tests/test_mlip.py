@@ -7,8 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from crystal_metrics import Crystal, CrystalMetricsError, MissingExtraError
+from crystal_metrics.api import chgnet_energy_emd
 from crystal_metrics.cli import main
-from crystal_metrics.mlip import Chgnet, chgnet_energy_emd, relaxation_rmsd
+from crystal_metrics.mlip import Chgnet, relaxation_rmsd
 from support import MP20_DIR, TRANSFORMS, rotate, supercell
 
 ENERGY_KEYS = {"energy_emd", "n_gen", "n_ref", "energy_model", "relax_steps", "n_errors", "errors"}

@@ -23,12 +23,13 @@ from crystal_metrics import (
     symmetry,
     write_report,
 )
+from crystal_metrics.api import energy_emd, evaluate
 from crystal_metrics.cdvae import CDVAE_WHEEL
 from crystal_metrics.cli import main
 from crystal_metrics.download import fetch_pinned
 from crystal_metrics.errors import SubsetSizeError
 from crystal_metrics.protocols import get_protocol
-from crystal_metrics.scoring import FeatureSource, energy_emd, evaluate
+from crystal_metrics.scoring import FeatureSource
 from support import MP20_DIR, ROOT, VAL_CSV
 
 WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"
@@ -81,7 +82,7 @@ def cdvae_12():
 def test_cdvae_protocol_equals_cdvaes_own_geneval(cdvae_12):
     """Golden: CDVAE's GenEval code run with smact 2.2.1 (make_cdvae_geneval_golden.py)."""
     golden = json.loads((DATA / "cdvae_geneval.json").read_text())
-    summary = cdvae_12.summary
+    summary = cdvae_12.summary()
     assert cdvae_12.scored.tolist() == golden["valid_samples"]  # the same 12 structures
     ours = {"comp_valid": summary["validity"]["compositional"],
             "struct_valid": summary["validity"]["structural"],
@@ -105,8 +106,8 @@ def test_cdvae_protocol_energy_emd_is_cdvaes_wdist_prop(cdvae_12):
     np.testing.assert_allclose(cdvae_12.energies[cdvae_12.scored], golden["pred_props"],
                                rtol=0, atol=1e-5)
     np.testing.assert_allclose(cdvae_12.reference.energies, golden["gt_props"], rtol=0, atol=1e-5)
-    assert cdvae_12.summary["energy_emd"] == pytest.approx(golden["wdist_prop"], abs=1e-5)
-    assert cdvae_12.summary["energy_model"] == {
+    assert cdvae_12.summary()["energy_emd"] == pytest.approx(golden["wdist_prop"], abs=1e-5)
+    assert cdvae_12.summary()["energy_model"] == {
         "name": "cdvae-mp20", "dataset": "mp20", "property": "formation energy per atom",
         "unit": "eV/atom", "sha256": "babd09360095"}
     others = np.setdiff1d(np.arange(20), cdvae_12.scored)
@@ -114,7 +115,7 @@ def test_cdvae_protocol_energy_emd_is_cdvaes_wdist_prop(cdvae_12):
 
 
 def test_cdvae_protocol_equals_the_separate_metrics_with_the_same_settings(cdvae_12):
-    summary, chosen = cdvae_12.summary, Selection(valid_only=True, n_samples=12, seed=3)
+    summary, chosen = cdvae_12.summary(), Selection(valid_only=True, n_samples=12, seed=3)
     assert summary["protocol"] == {"name": "cdvae", "oxidation_states": "smact221",
                                    "max_oxidation_combinations": None, "valid_only": True,
                                    "n_samples": 12, "coverage": True, "diversity": True,
@@ -140,10 +141,10 @@ def test_cdvae_protocol_equals_the_separate_metrics_with_the_same_settings(cdvae
 
 
 def test_gemsdiff_protocol_scores_every_structure(source, cdvae_12):
-    summary = evaluate(NOISY, REF, source, "gemsdiff", workers=1).summary
+    summary = evaluate(NOISY, REF, source, "gemsdiff", workers=1).summary()
     assert summary["scored"] == "all 20 readable" and summary["n_scored"] == 20
     assert summary["density_emd"] == pytest.approx(density_emd(NOISY, REF))
-    assert summary["density_emd"] != cdvae_12.summary["density_emd"]
+    assert summary["density_emd"] != cdvae_12.summary()["density_emd"]
     assert "cov_recall" not in summary and "comp_div" not in summary
     # the paper's energy EMD is ALIGNN's formation energy
     assert summary["protocol"]["energy_model"] == "alignn" and "energy_model" not in summary
@@ -153,7 +154,7 @@ def test_gemsdiff_protocol_scores_every_structure(source, cdvae_12):
 def test_one_dataset_sets_the_coverage_cutoffs_and_the_property_model(source):
     protocol = dataclasses.replace(PROTOCOLS["diffcsp"], n_samples=12)
     evaluation = evaluate(NOISY, REF, source, protocol, seed=3, dataset="carbon24", workers=1)
-    summary = evaluation.summary
+    summary = evaluation.summary()
     assert (summary["dataset"], summary["struct_cutoff"], summary["comp_cutoff"]) == (
         "carbon24", 0.2, 4)
     assert summary["energy_model"]["name"] == "cdvae-carbon24"
@@ -169,7 +170,7 @@ def test_diffcsp_limits_the_oxidation_state_combinations(source):
         protocol = dataclasses.replace(PROTOCOLS[name], n_samples=None, coverage=False,
                                        diversity=False)
         fractions[name] = evaluate(gen, REF, source, protocol,
-                                   workers=1).summary["validity"]["compositional"]
+                                   workers=1).summary()["validity"]["compositional"]
     assert fractions == {"cdvae": 1.0, "diffcsp": 0.75}
 
 
@@ -223,9 +224,9 @@ def test_reference_statistics_file(source, cdvae_12, tmp_path):
                                                   "file has none"):
         evaluate(NOISY, tmp_path / "ref.npz", source, Protocol(coverage=True), workers=1)
     evaluation = evaluate(NOISY, tmp_path / "ref.npz", source, workers=1)
-    groups = evaluation.summary["space_groups"]
+    groups = evaluation.summary()["space_groups"]
     assert groups["ref"] is None and groups["crystal_system_tv"] is None
     assert groups["gen"]["n"] == 20
-    assert evaluation.summary["density_emd"] == pytest.approx(density_emd(NOISY, REF))
+    assert evaluation.summary()["density_emd"] == pytest.approx(density_emd(NOISY, REF))
     page = write_report(tmp_path / "report", evaluation)
     assert "crystal_systems.png" in page.read_text()

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from crystal_metrics import CrystalMetricsError, StructureSet, read_structures
+from crystal_metrics.api import evaluate
 from crystal_metrics.cli import main
 from crystal_metrics.features import ExtractorId, FeatureSet
 from crystal_metrics.metrics.validity import validity
@@ -20,7 +21,8 @@ from crystal_metrics.report import (
     worst_structures,
     write_report,
 )
-from crystal_metrics.scoring import Evaluation, FeatureSource, evaluate
+from crystal_metrics.results import Evaluation
+from crystal_metrics.scoring import FeatureSource
 from support import MP20_DIR, ROOT, VAL_CSV, rock_salt
 
 WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"
@@ -57,7 +59,7 @@ def hand_made() -> Evaluation:
     gen = _statistics([7, 7 + 2 * MAD_TO_SIGMA, 7 - 3 * MAD_TO_SIGMA, 7 + 0.5 * MAD_TO_SIGMA],
                       [2 + 1.6, 2 - 4 * 1.6, 2, 2 + 2 * 1.6])
     ref = _statistics([5, 6, 7, 8, 100], [2, 2, 2, 2, 6])
-    return Evaluation({}, StructureSet(names, crystals), gen, validity(crystals), ref)
+    return Evaluation(StructureSet(names, crystals), gen, validity(crystals), ref)
 
 
 def test_robust_z_hand_worked():
@@ -121,7 +123,7 @@ def test_report_page_and_figures(evaluation, tmp_path):
         (page.parent / f"{name}.png").read_bytes() for name in FIGURES]  # self-contained
     assert "gen/&lt;dir&gt;" in text and "&lt;b&gt;bold&lt;/b&gt;" in text and "<b>bold" not in text
     assert "a&amp;b" in text
-    fad = evaluation.summary["fad"]
+    fad = evaluation.summary()["fad"]
     assert f'<td>FAD</td><td class="num">{fad:.4f}</td>' in text
     assert "compositionally invalid (SMACT): 1 of 40" in text and "EuSi2Rh2" in text
     assert "<h2>Unreadable structures (0)</h2>" in text
@@ -168,7 +170,7 @@ def test_energies_without_reference_are_ranked_last_and_left_out_of_histograms(h
     # ALIGNN-FF formation energies are NaN for elements without a JARVIS reference
     gen = _statistics(hand_made.features.densities, [np.nan, 2 - 4 * 1.6, 2, 2 + 2 * 1.6])
     ref = _statistics([5, 6, 7, 8, 100, 7], [2, 2, 2, 2, 6, np.nan])  # median 7, MAD 1 as before
-    evaluation = Evaluation({}, hand_made.structures, gen, hand_made.validity, ref)
+    evaluation = Evaluation(hand_made.structures, gen, hand_made.validity, ref)
     _, rows = worst_structures(evaluation, k=4)["formation energy furthest from the reference"]
     assert [(r.name, r.values[1]) for r in rows] == [
         ("squeezed", "-4.0"), ("o2f", "+2.0"), ("nacl2", "+0.0"), ("nacl", "+nan")]

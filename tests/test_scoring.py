@@ -7,10 +7,12 @@ import pytest
 from click.testing import CliRunner
 
 from crystal_metrics import CrystalMetricsError, read_structures
-from crystal_metrics.cli import PER_STRUCTURE_COLUMNS, main
+from crystal_metrics.api import energy_emd, evaluate, fad
+from crystal_metrics.cli import main
 from crystal_metrics.features import ExtractorId, FeatureSet
 from crystal_metrics.metrics.distribution import emd
-from crystal_metrics.scoring import FeatureSource, SmallSampleWarning, energy_emd, evaluate, fad
+from crystal_metrics.results import PER_STRUCTURE_COLUMNS
+from crystal_metrics.scoring import FeatureSource, SmallSampleWarning
 from support import BROKEN_DIR, MP20_DIR, ROOT, TRANSFORMS, VAL_CSV
 
 WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"
@@ -98,7 +100,7 @@ def test_evaluate_json_and_per_structure(tmp_path):
 @pytest.mark.filterwarnings("ignore::crystal_metrics.scoring.SmallSampleWarning")
 def test_evaluate_reports_read_errors_of_gen(source):
     summary = evaluate(list(read_structures(MP20_DIR).crystals[:5]) + ["junk"], VAL_CSV,
-                       source).summary
+                       source).summary()
     assert summary["n_structures"] == 5
     assert summary["read_errors"] == [{"name": "gen:5", "reason": "not a structure: str"}]
 
@@ -191,6 +193,25 @@ def test_energies_without_reference_are_left_out_of_the_energy_emd_with_a_warnin
     with pytest.raises(CrystalMetricsError, match="GEN has no structure with a formation energy"), \
             pytest.warns(MissingEnergyWarning):
         energy_emd_of(stats([np.nan, np.nan, np.nan], 2), ref)
+
+
+def test_fad_never_looks_at_formation_energies():
+    """FAD and KID only: sets without a single formation energy (elements without an elemental
+    reference) neither warn nor fail, as the energy EMD would."""
+    from crystal_metrics.scoring import MissingEnergyWarning
+
+    rng = np.random.default_rng(5)
+
+    def stats(n):
+        return FeatureSet(rng.normal(size=(n, 2)), np.full(n, np.nan), np.ones(n), np.ones(n),
+                          ExtractorId("test", "0" * 64, 2))
+
+    gen, ref = stats(30), stats(40)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fad(gen, ref)
+    assert not [w for w in caught if w.category is MissingEnergyWarning]
+    assert result["n_gen"] == 30 and result["fad"] > 0 and "energy_emd" not in result
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +330,7 @@ def test_small_sample_warning_says_rank_deficient_only_at_d_structures_or_fewer(
 
 
 def test_kid_line_shows_the_spread_the_subset_size_and_explains_negative_values(tmp_path):
-    from crystal_metrics.tables import kid_text
+    from crystal_metrics.results import kid_text
 
     result = run("fad", MP20_DIR, VAL_CSV, "--weights", WEIGHTS, "--json", tmp_path / "f.json")
     data = json.loads((tmp_path / "f.json").read_text())

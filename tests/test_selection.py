@@ -15,10 +15,11 @@ from crystal_metrics import (
     n_elements_emd,
     read_structures,
 )
+from crystal_metrics.api import energy_emd, evaluate
 from crystal_metrics.cli import main
 from crystal_metrics.errors import SubsetSizeError
 from crystal_metrics.metrics.distribution import emd
-from crystal_metrics.scoring import FeatureSource, energy_emd, evaluate
+from crystal_metrics.scoring import FeatureSource
 from support import MP20_DIR, ROOT, VAL_CSV, caesium_chloride, rock_salt, write_cifs
 
 WEIGHTS = ROOT / "tests" / "data" / "alignn" / "classic_random"
@@ -181,7 +182,7 @@ def test_evaluate_draws_only_among_the_structures_it_can_embed():
     assert 10 < len(pool) < 39 and not small.all()
     expected = pool[Selection(True, 10, 2).indices(len(pool), np.ones(len(pool), bool))]
     assert evaluation.scored.tolist() == expected.tolist()
-    summary = evaluation.summary
+    summary = evaluation.summary()
     assert summary["n_scored"] == 10 and summary["n_not_embedded"] >= (~small).sum()
     assert summary["scored"] == f"10 drawn at random (seed 2) from the {len(pool)} valid of " \
                                 f"{small.sum()} readable"

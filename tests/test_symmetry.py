@@ -12,7 +12,9 @@ from crystal_metrics.features import StructureCache
 from crystal_metrics.features import space_groups as space_group_module
 from crystal_metrics.features.space_groups import cache_key, space_groups
 from crystal_metrics.metrics.symmetry import (
+    ANGLE_TOLERANCE,
     CRYSTAL_SYSTEMS,
+    SYMPREC,
     SpaceGroups,
     crystal_system,
     space_group_comparison,
@@ -173,3 +175,12 @@ def test_cli(tmp_path):
     folder = write_cifs(tmp_path / "gen", {"nacl": rock_salt()})
     result = run("symmetry", folder, "--valid-only", "--n-samples", 2)
     assert result.exit_code == 2 and "GEN has 1 valid structure, fewer than the 2" in result.output
+
+
+def test_weights_lists_the_cached_space_groups_as_space_groups(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_METRICS_CACHE", str(tmp_path / "cache"))
+    folder = write_cifs(tmp_path / "gen", {"nacl": rock_salt(), "cscl": caesium_chloride()})
+    assert run("symmetry", folder, "--workers", 1).exit_code == 0
+    listing = run("weights").output
+    assert f"space groups {cache_key(SYMPREC, ANGLE_TOLERANCE).split(':', 1)[1]}: 2 " \
+           "structures" in listing and "embeddings" not in listing

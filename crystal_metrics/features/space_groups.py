@@ -16,6 +16,8 @@ from .cache import StructureCache, cached_map
 
 #: Below this many structures, space groups are found in this process.
 PARALLEL_MIN_STRUCTURES = 64
+#: First field of `cache_key()`, telling space groups from embeddings in the cache.
+CACHE_KIND = "space-group"
 
 
 def _space_group_one(crystal: Crystal, symprec: float, angle_tolerance: float) -> np.ndarray | str:
@@ -51,7 +53,8 @@ def cache_key(symprec: float, angle_tolerance: float) -> str:
     """Cache key of the space-group numbers: spglib version and tolerances."""
     import spglib
 
-    return f"space-group:spglib-{spglib.__version__}:symprec-{symprec:g}:angle-{angle_tolerance:g}"
+    return (f"{CACHE_KIND}:spglib-{spglib.__version__}:symprec-{symprec:g}:"
+            f"angle-{angle_tolerance:g}")
 
 
 def space_groups(crystals: list[Crystal], symprec: float = SYMPREC,

@@ -14,6 +14,8 @@ import numpy as np
 
 from ..errors import CrystalMetricsError, SubsetSizeError
 from ..io import StructureSet
+from .smact_check import DEFAULT_OXIDATION_STATES
+from .validity import ValidityResult, validity
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,11 @@ class Selection:
         return f"{n_scored} drawn at random (seed {self.seed}) from {pool}"
 
 
-def select(structures: StructureSet, selection: Selection, valid: np.ndarray | None
-           ) -> tuple[StructureSet, np.ndarray]:
-    """The scored part of `structures` (read errors kept) and its positions in the set."""
-    keep = selection.indices(len(structures), valid)
-    return structures.subset(keep), keep
+def scored_structures(structures: StructureSet, selection: Selection,
+                      oxidation_states: str = DEFAULT_OXIDATION_STATES
+                      ) -> tuple[StructureSet, ValidityResult | None]:
+    """The structures `selection` keeps (read errors kept) and, with `valid_only`, the validity
+    (over `oxidation_states`) they were filtered by."""
+    result = validity(structures.crystals, oxidation_states) if selection.valid_only else None
+    keep = selection.indices(len(structures), None if result is None else result.overall)
+    return structures.subset(keep), result

@@ -1,11 +1,11 @@
 """Space-group and crystal-system distributions of structure sets, and how far two sets differ.
 
 Each structure's international space-group number comes from spglib through pymatgen's
-`SpacegroupAnalyzer(structure, symprec, angle_tolerance)` (defaults 0.1 Å and 5°: generated
-structures are rarely exact, and 0.1 Å is the usual tolerance for them; pymatgen's own default
-0.01 Å finds P1 for most of them). The crystal system follows from the number (1-2 triclinic,
-3-15 monoclinic, 16-74 orthorhombic, 75-142 tetragonal, 143-167 trigonal, 168-194 hexagonal,
-195-230 cubic). Two sets are compared by the total variation distance of their distributions,
+`SpacegroupAnalyzer(structure, symprec, angle_tolerance)` (`features/space_groups.py`; the
+default tolerances, 0.1 Å and 5°, are here: generated structures are rarely exact, and 0.1 Å is
+the usual tolerance for them; pymatgen's own default 0.01 Å finds P1 for most of them). The
+crystal system follows from the number (1-2 triclinic, 3-15 monoclinic, 16-74 orthorhombic,
+75-142 tetragonal, 143-167 trigonal, 168-194 hexagonal, 195-230 cubic). Two sets are compared by the total variation distance of their distributions,
 TV = 1/2 sum_k |p_k - q_k| in [0, 1] (the largest difference in the share of any group of
 classes), over the 7 crystal systems and over the 230 space groups.
 """
@@ -15,13 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..api import scored_structures
 from ..errors import CrystalMetricsError
-from ..failures import gen_ref_records
-from ..features.cache import default_cache
-from ..io import read_structures
-from .selection import Selection
-from .smact_check import DEFAULT_OXIDATION_STATES
 
 SYMPREC = 0.1  # Å
 ANGLE_TOLERANCE = 5.0  # degrees
@@ -90,50 +84,3 @@ def space_group_comparison(gen: SpaceGroups, ref: SpaceGroups) -> dict:
                                                  ref.crystal_system_fractions()),
             "space_group_tv": total_variation(gen.space_group_fractions(),
                                               ref.space_group_fractions())}
-
-
-def space_group_fields(gen: SpaceGroups, ref: SpaceGroups | None, gen_names: list[str],
-                       ref_names: list[str] | None = None) -> dict:
-    """JSON fields: the tolerances, `gen` and `ref` summaries (`ref` None without REF), the two
-    total variation distances and `errors` ({name, reason}, named 'gen:...' or 'ref:...');
-    `gen_names`, `ref_names`: the names of the structures the SpaceGroups were made from."""
-    errors = [{"name": f"gen:{gen_names[i]}", "reason": r} for i, r in gen.failures.items()]
-    if ref is not None:
-        errors += [{"name": f"ref:{ref_names[i]}", "reason": r} for i, r in ref.failures.items()]
-    comparison = (space_group_comparison(gen, ref) if ref is not None
-                  else {"crystal_system_tv": None, "space_group_tv": None})
-    return {"symprec": gen.symprec, "angle_tolerance": gen.angle_tolerance,
-            "gen": gen.summary(), "ref": None if ref is None else ref.summary(), **comparison,
-            "errors": errors}
-
-
-def symmetry(gen, ref=None, selection: Selection | None = None,
-             oxidation_states: str = DEFAULT_OXIDATION_STATES, *, symprec: float = SYMPREC,
-             angle_tolerance: float = ANGLE_TOLERANCE, workers: int | None = None,
-             progress: bool | None = None, cache: bool = True) -> dict:
-    """Space-group and crystal-system distributions of GEN (the structures `selection` keeps,
-    default all readable) and, when given, of REF with the total variation distances between
-    them: the JSON fields of `crystal-metrics symmetry` (anything `read_structures` accepts).
-
-    Args:
-        oxidation_states: SMACT table of the validity behind `selection.valid_only`.
-        symprec, angle_tolerance: spglib's tolerances (Å, degrees).
-        workers: processes for reading and the symmetry search (default: all usable CPUs).
-        cache: read and write the space groups in the on-disk cache.
-    """
-    from ..features.space_groups import space_groups
-
-    store = default_cache() if cache else None
-    gen_set = read_structures(gen, workers=workers, progress=progress)
-    ref_set = None if ref is None else read_structures(ref, workers=workers, progress=progress)
-    for label, structures in (("GEN", gen_set), ("REF", ref_set)):
-        if structures is not None and not len(structures):
-            raise CrystalMetricsError(f"{label} has no readable structures to score")
-    scored, chosen = scored_structures(gen_set, selection, oxidation_states)
-    found = [None if s is None else space_groups(s.crystals, symprec, angle_tolerance, workers,
-                                                  progress, store) for s in (scored, ref_set)]
-    errors = gen_ref_records(gen_set.errors, [] if ref_set is None else ref_set.errors)
-    return {"n_gen": len(gen_set), "n_ref": None if ref_set is None else len(ref_set), **chosen,
-            "n_read_errors": len(errors), "read_errors": errors,
-            **space_group_fields(found[0], found[1], scored.names,
-                                 None if ref_set is None else ref_set.names)}

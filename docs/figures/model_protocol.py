@@ -61,7 +61,7 @@ def main():
                   median_min_distance_ratio=median / TEST_MEDIAN_MIN_DISTANCE,
                   density_emd=cm.density_emd(gen, args.test))
     if not args.skip_features:
-        summary = cm.evaluate(gen, args.test).summary
+        summary = cm.evaluate(gen, args.test).summary()
         result.update(energy_emd=summary["energy_emd"], fad=summary["fad"])
     (args.out / "protocol.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
