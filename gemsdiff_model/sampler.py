@@ -47,7 +47,8 @@ class Chain:
         self.step_lr, self.generator, self.on_step = step_lr, generator, on_step
         self.dtype = next(model.parameters()).dtype
 
-    def _noise(self, shape):
+    def noise(self, shape):
+        """Standard normal (float64) of ``shape`` from the chain's generator."""
         return torch.randn(shape, generator=self.generator, dtype=torch.float64,
                            device=self.z.device)
 
@@ -72,7 +73,7 @@ class Chain:
             if self.step_lr > 0:
                 score, _, sigma = self._predict(x, coords, tau)
                 g = self.step_lr * (sigma / sched.sigma_min) ** 2
-                x = wrap(x + g * score + (2 * g).sqrt() * self._noise(x.shape))
+                x = wrap(x + g * score + (2 * g).sqrt() * self.noise(x.shape))
             score, eps_l, sigma = self._predict(x, coords, tau)
             last = tau_next <= 0
             sigma_next = torch.zeros_like(sigma) if last else \
@@ -80,7 +81,7 @@ class Chain:
             var = sigma ** 2 - sigma_next ** 2
             x = x + var * score
             if not last:
-                x = x + (sigma_next ** 2 * var / sigma ** 2).sqrt() * self._noise(x.shape)
+                x = x + (sigma_next ** 2 * var / sigma ** 2).sqrt() * self.noise(x.shape)
             x = wrap(x)
             coords = self._lattice_step(coords, eps_l, tau, tau_next)
             if self.on_step is not None:
@@ -97,14 +98,14 @@ class Chain:
         mean = (ab_s ** 0.5 * (1 - a_ts) / (1 - ab_t)) * s0 \
             + (a_ts ** 0.5 * (1 - ab_s) / (1 - ab_t)) * coords
         std = ((1 - ab_s) / (1 - ab_t) * (1 - a_ts)) ** 0.5
-        return mean + std * self._noise(coords.shape)
+        return mean + std * self.noise(coords.shape)
 
     def forward_noise(self, x, coords, tau: float):
         """Diffuse a (clean) state forward to tau with the training corruption."""
         tt = torch.tensor(tau, dtype=torch.float64)
         sigma, ab = float(self.schedule.sigma(tt)), float(self.schedule.alpha_bar(tt))
-        x = wrap(x + sigma * self._noise(x.shape))
-        coords = ab ** 0.5 * coords + (1 - ab) ** 0.5 * self._noise(coords.shape)
+        x = wrap(x + sigma * self.noise(x.shape))
+        coords = ab ** 0.5 * coords + (1 - ab) ** 0.5 * self.noise(coords.shape)
         return x, coords
 
 
@@ -135,7 +136,7 @@ def generate(model, schedule: NoiseSchedule, standardizer: LatticeStandardizer,
     batch = torch.repeat_interleave(torch.arange(len(numbers), device=device), n_atoms)
     chain = Chain(model, schedule, standardizer, z, batch, n_atoms, step_lr, generator, on_step)
     x = torch.rand((len(z), 3), generator=generator, dtype=torch.float64, device=device)
-    coords = chain._noise((len(numbers), 6))
+    coords = chain.noise((len(numbers), 6))
     x, coords = chain.run(x, coords, noise_levels(steps))
     for _ in range(restarts):
         x, coords = chain.forward_noise(x, coords, restart_tau)
