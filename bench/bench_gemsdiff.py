@@ -4,7 +4,7 @@ and sampling (structures/s for a given number of steps).
 Usage:
     python bench/bench_gemsdiff.py --data ../shared/data/mp_20/val.csv.gz [--device cpu]
         [--hidden 192 --enc-layers 2 --dec-layers 2] [--batch 64] [--threads 1]
-        [--sample 1000 --steps 200]
+        [--sample 1000 --steps 100]
 
 The data only supplies realistic compositions and cells; weights are random, which does not
 change the cost. Prints one JSON line per measurement.

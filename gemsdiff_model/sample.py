@@ -106,7 +106,7 @@ def _prepare_folder(out: Path, settings: dict, overwrite: bool, resume: bool) ->
 
 
 def run_sampling(checkpoint, out, composition=(), n=1, system=None, max_atoms=20,
-                 from_csv=None, steps=200, step_lr=1e-5, seed=0, batch_atoms=2000,
+                 from_csv=None, steps=100, step_lr=1e-5, seed=0, batch_atoms=2000,
                  device="cpu", overwrite=False, resume=False, progress=True, threads=None,
                  restarts=0, restart_tau=0.1) -> list[dict]:
     """Sample and write CIFs, manifest.csv and sampling.json into ``out``; returns the
@@ -169,7 +169,8 @@ def run_sampling(checkpoint, out, composition=(), n=1, system=None, max_atoms=20
 @click.option("--max-atoms", default=20, show_default=True)
 @click.option("--from-csv", type=click.Path(), help="CDVAE csv(.gz) or CIFs: one structure per "
               "row's composition, named after its material_id.")
-@click.option("--steps", default=200, show_default=True, help="Predictor steps of the chain.")
+@click.option("--steps", default=100, show_default=True,
+              help="Predictor steps of the chain (each with one corrector step).")
 @click.option("--step-lr", default=1e-5, show_default=True,
               help="Langevin corrector step size (0: no corrector).")
 @click.option("--seed", default=0, show_default=True)

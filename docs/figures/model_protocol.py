@@ -1,7 +1,9 @@
 """The fixed evaluation protocol of a GemsDiff checkpoint (docs/results.md, issue 11).
 
     python docs/figures/model_protocol.py --test ../shared/data/mp_20/test.csv.gz \
-        --out runs/protocol [--checkpoint CKPT] [--first 1000] [--steps 200] [--step-lr 1e-5]
+        --out runs/protocol [--checkpoint CKPT] [--first 1000] [--steps 100] [--step-lr 1e-5]
+    python docs/figures/model_protocol.py --test ../shared/data/mp_20/test.csv.gz \
+        --out runs/protocol_naive --gen runs/naive_first1000     # score samples made elsewhere
 
 The first N rows of MP-20 test, one sample per composition, seed 0, on the CPU (2 threads);
 writes OUT/gen (the samples, by ``gemsdiff-sample``), OUT/first.csv.gz (the N references) and
@@ -32,9 +34,11 @@ def main():
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--first", type=int, default=1000)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--step-lr", type=float, default=1e-5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--gen", type=Path, help="score this sample folder (its manifest.csv "
+                        "names the test rows) instead of sampling")
     parser.add_argument("--skip-features", action="store_true",
                         help="no ALIGNN-FF (FAD, energy EMD): quicker, for ablations")
     args = parser.parse_args()
@@ -43,16 +47,20 @@ def main():
     with gzip.open(args.test, "rt") as handle:
         pd.read_csv(handle).head(args.first).to_csv(first, index=False)
 
-    start = time.perf_counter()
-    run_sampling(args.checkpoint, args.out / "gen", from_csv=str(first), steps=args.steps,
-                 step_lr=args.step_lr, seed=0, device="cpu", threads=args.threads,
-                 overwrite=True, progress=False)
-    seconds = time.perf_counter() - start
+    if args.gen:
+        folder, result = args.gen, {"gen": str(args.gen), "first": args.first}
+    else:
+        folder = args.out / "gen"
+        start = time.perf_counter()
+        run_sampling(args.checkpoint, folder, from_csv=str(first), steps=args.steps,
+                     step_lr=args.step_lr, seed=0, device="cpu", threads=args.threads,
+                     overwrite=True, progress=False)
+        result = {"checkpoint": args.checkpoint, "first": args.first, "steps": args.steps,
+                  "step_lr": args.step_lr, "threads": args.threads,
+                  "sampling_s": round(time.perf_counter() - start, 1)}
 
-    gen = cm.read_structures(args.out / "gen", progress=False)
-    result = {"checkpoint": args.checkpoint, "first": args.first, "steps": args.steps,
-              "step_lr": args.step_lr, "sampling_s": round(seconds, 1)}
-    matched = cm.match(args.out / "gen", first)
+    gen = cm.read_structures(folder, progress=False)
+    matched = cm.match(folder, first)
     result.update(match_rate=matched.match_rate, rmse=matched.rmse)
     valid = cm.validity(gen)
     median = float(np.median(valid.min_distance))
@@ -61,8 +69,10 @@ def main():
                   median_min_distance_ratio=median / TEST_MEDIAN_MIN_DISTANCE,
                   density_emd=cm.density_emd(gen, args.test))
     if not args.skip_features:
-        summary = cm.evaluate(gen, args.test).summary()
-        result.update(energy_emd=summary["energy_emd"], fad=summary["fad"])
+        features = cm.FeatureSource(device="cpu", progress=False)
+        gen_features, test_features = features(gen), features(args.test)
+        result.update(energy_emd=cm.energy_emd(gen_features, test_features),
+                      fad=cm.fad(gen_features, test_features)["fad"])
     (args.out / "protocol.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
 

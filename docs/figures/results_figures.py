@@ -1,8 +1,8 @@
 """Figures and numbers of docs/results.md (MP-20 test as reference; ALIGNN-FF latents).
 
-    python docs/figures/results_figures.py --gen runs/gemsdiff_mp20_test \
+    python docs/figures/results_figures.py --gen runs/protocol/gen \
         --ref ../shared/data/mp_20/test.csv.gz --val ../shared/data/mp_20/val.csv.gz \
-        --naive runs/naive_mp20_test --out docs --step-set 500
+        --naive runs/naive_first1000 --out docs --step-set 200
 
 Writes results_histograms.png (density, formation energy; values outside the axes are counted
 in the end bins), results_fad_vs_size.png (Figure 4: FAD against sample size),
@@ -35,7 +35,7 @@ from gemsdiff_model.sampler import generate
 SIZES = (100, 250, 500, 1000, 2000, 4000, 9046)
 #: noise levels tau of the states compared (the chain runs from 1 to 0)
 TAUS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.0)
-SAMPLING_STEPS = 200
+SAMPLING_STEPS = 100   # gemsdiff-sample's default
 
 
 def fad(a, ref_stats) -> float:

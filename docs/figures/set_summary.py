@@ -1,11 +1,11 @@
 """Medians and tails of the sets of docs/results.md: density, shortest distance, energy.
 
-    python docs/figures/set_summary.py runs/gemsdiff_mp20_test ../shared/data/mp_20/test.csv.gz \
-        runs/naive_mp20_test --out docs/results_set_summary.json
+    python docs/figures/set_summary.py runs/protocol/gen runs/protocol/first.csv.gz \
+        ../shared/data/mp_20/test.csv.gz runs/naive_first1000 --out docs/results_set_summary.json
 
 For each set: median density (g/cm³), 5th percentile and median of the shortest interatomic
 distance (Å), median ALIGNN-FF formation energy (eV/atom) and the fraction above 3 eV/atom.
-Embeddings come from the crystal-metrics cache (filled by `crystal-metrics evaluate`).
+Embeddings come from the crystal-metrics cache (filled by `model_protocol.py`).
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ def main():
     parser.add_argument("sets", nargs="+")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    features = FeatureSource(progress=False)
+    features = FeatureSource(device="cpu", progress=False)
     summary = {}
     for path in args.sets:
         structures = read_structures(path, progress=False)
