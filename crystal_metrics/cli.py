@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from . import api
+from . import api, distributed
 from .cdvae_energy import CdvaeEnergy
 from .device import resolve_device
 from .errors import CrystalMetricsError, SubsetSizeError, TooFewStructuresError
@@ -115,7 +115,8 @@ def main(ctx):
     the Fréchet ALIGNN Distance (FAD).
 
     PATH arguments take a folder (of .cif, .csv/.csv.gz with a `cif` column, .extxyz files),
-    a multi-block .cif, a CDVAE-style CSV or an .extxyz file.
+    a multi-block .cif, a CDVAE-style CSV or an .extxyz file, or the name of a shipped reference
+    set: mp20-test, mp20-val, perov5-test, carbon24-test (`crystal-metrics references`).
     """
     ctx.with_resource(warnings.catch_warnings())
     warnings.showwarning = _show_warning  # restored when the command ends
@@ -425,21 +426,60 @@ def _only_for_model(model: str, *names: str) -> None:
 
 
 @main.command("stats")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "output", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="Statistics file to write (.npz).")
+@click.option("--merge", is_flag=True,
+              help="PATHS are statistics files of one extractor (made apart: an array job's "
+                   "parts): combine them exactly into the file of all their structures.")
+@click.option("--kid-latents", type=click.IntRange(min=4),
+              help="Keep the latents of only this many structures for KID: those with the "
+                   "smallest structure keys, a fixed subset whatever the order or split of the "
+                   "set (FAD and the EMDs still use every structure) [default: all; with "
+                   "--merge: the smallest limit of the files].")
 @_overwrite
 @_extractor_options
-def stats_command(path, output, overwrite, weights, device, batch_size, no_cache, exact_graph,
-                  max_atoms):
-    """Embed PATH once and save what FAD, KID and the EMDs need, to compare against later."""
-    _check_outputs(overwrite, {"--output": output}, path)
-    stats = _run(api.statistics, path, _features(weights, device, batch_size, no_cache,
-                                                 exact_graph, max_atoms))
+def stats_command(paths, output, merge, kid_latents, overwrite, weights, device, batch_size,
+                  no_cache, exact_graph, max_atoms):
+    """Embed PATH once and save what FAD, KID and the EMDs need, to compare against later.
+
+    Under `torchrun --nproc_per_node N` each process embeds its block of PATH (on its own GPU
+    when there are GPUs) and one file comes out. With --merge, combine statistics files.
+    """
+    _check_outputs(overwrite, {"--output": output}, *paths)
+    if merge:
+        if given := _given("weights", "device", "batch_size", "no_cache", "exact_graph",
+                           "max_atoms"):
+            raise click.UsageError(f"{', '.join(given)} cannot be used with --merge (the files "
+                                   "are already embedded)")
+        stats = _run(api.merged_statistics, paths, kid_latents)
+        shard = None
+    else:
+        if len(paths) != 1:
+            raise click.UsageError("give one PATH to embed (or --merge with statistics files)")
+        shard = _run(distributed.start) if distributed.launched() else None
+        if shard is not None:
+            device = distributed.local_device(device)
+        stats = _run(api.statistics, paths[0], _features(weights, device, batch_size, no_cache,
+                                                         exact_graph, max_atoms),
+                     kid_limit=kid_latents, shard=shard)
+    if shard is not None and shard.rank:
+        return  # process 0 reports and writes
     _print_errors(records(stats.errors))
     _print_errors(records(stats.left_out), "not embedded")
     _write_outputs(overwrite, (output, stats.save))
-    click.echo(f"{stats.n} structures, {stats.extractor} -> {output}")
+    latents = "" if stats.kid_limit is None else f" (KID latents of {len(stats.features)})"
+    processes = "" if shard is None else f" by {shard.size} processes"
+    click.echo(f"{stats.n} structures{latents}, {stats.extractor}{processes} -> {output}")
+
+
+@main.command("references")
+def references_command():
+    """List the shipped reference sets (mp20-test, mp20-val, perov5-test, carbon24-test) with
+    their files, sizes and sha256. A name works wherever a path is accepted: its structures
+    where a command reads structures, its statistics file (ALIGNN-FF) where statistics suffice."""
+    for line in api.references().lines():
+        click.echo(line)
 
 
 @main.command("evaluate")
