@@ -29,6 +29,7 @@ from .metrics.coverage import coverage_scores, cutoffs
 from .metrics.distribution import density_emd_of, emd, n_elements_emd_of
 from .metrics.diversity import fingerprint_diversity
 from .metrics.matching import match_structures
+from .metrics.periodic import min_distances
 from .metrics.selection import Selection, scored_structures
 from .metrics.smact_check import DEFAULT_OXIDATION_STATES
 from .metrics.symmetry import ANGLE_TOLERANCE, SYMPREC
@@ -461,7 +462,7 @@ def evaluate(gen, ref, features: FeatureSource | None = None,
     return Evaluation(gen_set, gen_stats, result, ref_stats, embedded, keep,
                       SpaceGroupDistributions(gen_groups, ref_groups, scored_names,
                                               None if ref_set is None else ref_set.names),
-                      scores)
+                      scores, None if ref_set is None else min_distances(ref_set.crystals))
 
 
 def _within(structures: StructureSet, max_atoms: int | None) -> np.ndarray:

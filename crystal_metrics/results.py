@@ -615,7 +615,8 @@ class Evaluation(Result):
 
     `features` holds the embedded GEN structures only, `embedded` their positions in
     `structures` (None: all); `scored` the positions of the GEN structures the distribution
-    metrics scored (None: all), always embedded ones."""
+    metrics scored (None: all), always embedded ones. `reference_min_distance`: the shortest
+    interatomic distance (Å) of each REF structure (None: REF is a statistics file)."""
 
     structures: StructureSet
     features: FeatureSet
@@ -625,6 +626,7 @@ class Evaluation(Result):
     scored: np.ndarray | None = None
     space_groups: SpaceGroupDistributions | None = None
     scores: EvaluationScores | None = None
+    reference_min_distance: np.ndarray | None = None
 
     def _summary(self) -> dict:
         s, v = self.scores, self.validity
