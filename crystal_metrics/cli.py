@@ -40,6 +40,7 @@ from .metrics.smact_check import DEFAULT_OXIDATION_STATES, OXIDATION_STATE_TABLE
 from .metrics.symmetry import ANGLE_TOLERANCE, SYMPREC
 from .mlip import Chgnet
 from .protocols import ENERGY_MODELS, PROTOCOLS, Protocol
+from .references import named
 from .report import check_report_writable, report_paths, write_report
 from .results import Result
 from .scoring import FeatureSource
@@ -222,9 +223,10 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
 
 @main.command("coverage")
 @_gen_ref
-@click.option("--dataset", type=click.Choice(list(CUTOFFS)), default="mp20", show_default=True,
+@click.option("--dataset", type=click.Choice(list(CUTOFFS)),
               help="CDVAE's cutoffs (structure / composition): mp20 0.4 / 10, perov5 and "
-                   "carbon24 0.2 / 4.")
+                   "carbon24 0.2 / 4 [default: REF's dataset when REF is a shipped reference, "
+                   "else mp20].")
 @click.option("--struct-cutoff", type=click.FloatRange(min=0),
               help="Structure fingerprint distance cutoff [default: the dataset's].")
 @click.option("--comp-cutoff", type=click.FloatRange(min=0),
@@ -242,7 +244,8 @@ def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, 
     structure and Magpie composition fingerprints (the [coverage] extra)."""
     _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     result = _run(api.coverage, _read(gen, strict, workers), _read(ref, strict, workers),
-                  dataset=dataset, struct_cutoff=struct_cutoff, comp_cutoff=comp_cutoff,
+                  dataset=dataset_of(dataset, ref), struct_cutoff=struct_cutoff,
+                  comp_cutoff=comp_cutoff,
                   valid_only=valid_only, oxidation_states=oxidation_states, workers=workers,
                   cache=not no_cache)
     _show(result, f"coverage of {gen} against {ref}")
@@ -401,8 +404,8 @@ def energy_command(gen, ref, valid_only, n_samples, seed, oxidation_states, json
     elif model == "cdvae":
         _only_for_model("alignn", "exact_graph")
         _only_for_model("chgnet", "relax_steps", "fmax")
-        cdvae = _run(CdvaeEnergy, dataset or "mp20", weights, device, batch_size, not no_cache,
-                     workers, max_atoms=max_atoms)
+        cdvae = _run(CdvaeEnergy, dataset_of(dataset, ref), weights, device, batch_size,
+                     not no_cache, workers, max_atoms=max_atoms)
         result = _run(api.cdvae_energy_emd, gen, ref, cdvae, selection, oxidation_states)
     else:
         _only_for_model("chgnet", "relax_steps", "fmax")
@@ -417,6 +420,12 @@ def _given(*names: str) -> list[str]:
     ctx = click.get_current_context()
     return [p.opts[0] for p in ctx.command.params
             if p.name in names and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE]
+
+
+def dataset_of(dataset: str | None, ref) -> str:
+    """`--dataset` as given, else the dataset of the shipped reference REF names, else mp20."""
+    reference = named(ref)
+    return dataset or (reference.dataset if reference else "mp20")
 
 
 def _only_for_model(model: str, *names: str) -> None:
@@ -500,9 +509,10 @@ def references_command():
               show_default=True, help="Energies of the energy EMD: the ALIGNN extractor's "
                                       "formation energy, or CDVAE's property model of --dataset "
                                       "(a protocol sets it: cdvae and diffcsp use CDVAE's).")
-@click.option("--dataset", type=click.Choice(list(CUTOFFS)), default="mp20", show_default=True,
+@click.option("--dataset", type=click.Choice(list(CUTOFFS)),
               help="The generator's dataset: CDVAE's coverage cutoffs (mp20 0.4 / 10, perov5 and "
-                   "carbon24 0.2 / 4) and CDVAE's property model of the energy EMD.")
+                   "carbon24 0.2 / 4) and CDVAE's property model of the energy EMD [default: "
+                   "REF's dataset when REF is a shipped reference, else mp20].")
 @click.option("--symprec", type=click.FloatRange(min=0, min_open=True), default=SYMPREC,
               show_default=True, help="spglib's distance tolerance for the space groups (Å).")
 @_output
@@ -534,7 +544,8 @@ def evaluate_command(gen, ref, protocol, valid_only, n_samples, seed, oxidation_
                                  diversity=chosen.diversity or with_diversity)
     evaluation = _run(api.evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
                                                         exact_graph, max_atoms),
-                      chosen, seed=seed, dataset=dataset, symprec=symprec, workers=workers)
+                      chosen, seed=seed, dataset=dataset_of(dataset, ref), symprec=symprec,
+                      workers=workers)
     _show(evaluation, f"evaluation of {gen} against {ref}")
     _write_outputs(overwrite, (json_path, write_json, evaluation.summary()),
                    (per_structure, write_csv, evaluation.per_structure()),

@@ -102,3 +102,12 @@ def test_the_references_command_lists_sizes_and_hashes():
             assert f"{path}  {path.stat().st_size / 1e6:.2f} MB  sha256 {digest}" in result.output
     assert "budget 15 MB" in result.output
 
+
+
+def test_dataset_defaults_to_the_named_references():
+    from crystal_metrics.cli import dataset_of
+
+    assert dataset_of(None, "perov5-test") == "perov5"
+    assert dataset_of(None, "carbon24-test") == "carbon24"
+    assert dataset_of(None, "ref.csv") == "mp20"
+    assert dataset_of("mp20", "perov5-test") == "mp20"  # as given
