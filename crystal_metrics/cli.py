@@ -461,6 +461,8 @@ def stats_command(paths, output, merge, kid_latents, overwrite, weights, device,
                            "max_atoms"):
             raise click.UsageError(f"{', '.join(given)} cannot be used with --merge (the files "
                                    "are already embedded)")
+        if distributed.launched():
+            raise click.UsageError("--merge runs in one process, not under torchrun")
         stats = _run(api.merged_statistics, paths, kid_latents)
         shard = None
     else:
