@@ -4,12 +4,13 @@
    CIF parsing excluded) of crystal_metrics vs alignn's own DGL-free path
    (jarvis-tools k-nearest edges -> TorchGraph -> ALIGNNAtomWisePure), in the
    same process, plus the largest output difference between the two.
+   Also: graph building vs network time, and (--bf16) bfloat16 autocast speed and error.
 2. Peak RSS of a fresh process that parses and embeds all structures of the
    csv (default: the full 9,046-structure MP-20 test set).
 
 Usage:
     nice python bench/bench_alignn.py --csv /work/shared/data/mp_20/test.csv.gz \
-        [--n 1000] [--batch-size 16] [--ref-batch-size 4] [--skip-rss]
+        [--n 1000] [--batch-size 16] [--ref-batch-size 4] [--threads 1] [--bf16] [--skip-rss]
 Needs the [dev] extra (alignn) for the reference path.
 """
 
@@ -89,12 +90,32 @@ def throughput(args):
     lat, e = exact.embed(structs, batch_size=args.batch_size)
     res["ours_exact_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    default.embed(structs, batch_size=args.batch_size)
+    default_lat, _ = default.embed(structs, batch_size=args.batch_size)
     res["ours_default_s"] = time.perf_counter() - t0
+    # where the time goes: graph building alone (CPU, numpy) vs the rest (the network)
+    t0 = time.perf_counter()
+    for i in range(0, len(structs), args.batch_size):
+        default.graphs(structs[i : i + args.batch_size])
+    res["ours_graphs_s"] = time.perf_counter() - t0
+    res["ours_network_s"] = res["ours_default_s"] - res["ours_graphs_s"]
+    if args.bf16:  # bfloat16 autocast (AMX / AVX512-BF16 CPUs): speed and latent error only
+        bf16 = load_extractor(device="cpu", bf16=True)
+        bf16.embed(structs[:8])
+        t0 = time.perf_counter()
+        bf16_lat, _ = bf16.embed(structs, batch_size=args.batch_size)
+        res["ours_bf16_s"] = time.perf_counter() - t0
+        res["speedup_bf16_vs_fp32"] = res["ours_default_s"] / res["ours_bf16_s"]
+        res["bf16_max_rel_latent_diff"] = float(
+            (np.abs(bf16_lat - default_lat).max(1) / np.abs(default_lat).max(1)).max())
     res["alignn_s"], rlat, re_ = alignn_reference(structs, args.ref_batch_size)
     res["speedup_exact_vs_alignn"] = res["alignn_s"] / res["ours_exact_s"]
     res["speedup_default_vs_alignn"] = res["alignn_s"] / res["ours_default_s"]
+    if args.bf16:
+        res["speedup_bf16_vs_alignn"] = res["alignn_s"] / res["ours_bf16_s"]
+        res["ours_bf16_struct_per_s"] = len(structs) / res["ours_bf16_s"]
     res["ours_exact_struct_per_s"] = len(structs) / res["ours_exact_s"]
+    res["ours_default_struct_per_s"] = len(structs) / res["ours_default_s"]
+    res["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     res["alignn_struct_per_s"] = len(structs) / res["alignn_s"]
     res["max_rel_latent_diff"] = float((np.abs(lat - rlat).max(1) / np.abs(rlat).max(1)).max())
     res["max_abs_energy_diff_eV_per_atom"] = float(np.abs(e - re_).max())
@@ -120,11 +141,16 @@ def main():
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--ref-batch-size", type=int, default=4,
                    help="alignn path batch size (4 is its fastest on CPU)")
+    p.add_argument("--bf16", action="store_true",
+                   help="also time bfloat16 autocast and report its latent error")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--skip-rss", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     require(args.csv, "a CDVAE-style CSV such as MP-20 test", "--csv")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.rss_child:
         return rss_child(args)
     if not args.skip_throughput:

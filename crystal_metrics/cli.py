@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from . import api
+from . import api, distributed
 from .cdvae_energy import CdvaeEnergy
 from .device import resolve_device
 from .errors import CrystalMetricsError, SubsetSizeError, TooFewStructuresError
@@ -40,6 +40,7 @@ from .metrics.smact_check import DEFAULT_OXIDATION_STATES, OXIDATION_STATE_TABLE
 from .metrics.symmetry import ANGLE_TOLERANCE, SYMPREC
 from .mlip import Chgnet
 from .protocols import ENERGY_MODELS, PROTOCOLS, Protocol
+from .references import named
 from .report import check_report_writable, report_paths, write_report
 from .results import Result
 from .scoring import FeatureSource
@@ -115,7 +116,8 @@ def main(ctx):
     the Fréchet ALIGNN Distance (FAD).
 
     PATH arguments take a folder (of .cif, .csv/.csv.gz with a `cif` column, .extxyz files),
-    a multi-block .cif, a CDVAE-style CSV or an .extxyz file.
+    a multi-block .cif, a CDVAE-style CSV or an .extxyz file, or the name of a shipped reference
+    set: mp20-test, mp20-val, perov5-test, carbon24-test (`crystal-metrics references`).
     """
     ctx.with_resource(warnings.catch_warnings())
     warnings.showwarning = _show_warning  # restored when the command ends
@@ -221,9 +223,10 @@ def novelty_command(gen, train, json_path, strict, overwrite, workers):
 
 @main.command("coverage")
 @_gen_ref
-@click.option("--dataset", type=click.Choice(list(CUTOFFS)), default="mp20", show_default=True,
+@click.option("--dataset", type=click.Choice(list(CUTOFFS)),
               help="CDVAE's cutoffs (structure / composition): mp20 0.4 / 10, perov5 and "
-                   "carbon24 0.2 / 4.")
+                   "carbon24 0.2 / 4 [default: REF's dataset when REF is a shipped reference, "
+                   "else mp20].")
 @click.option("--struct-cutoff", type=click.FloatRange(min=0),
               help="Structure fingerprint distance cutoff [default: the dataset's].")
 @click.option("--comp-cutoff", type=click.FloatRange(min=0),
@@ -241,7 +244,8 @@ def coverage_command(gen, ref, dataset, struct_cutoff, comp_cutoff, valid_only, 
     structure and Magpie composition fingerprints (the [coverage] extra)."""
     _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     result = _run(api.coverage, _read(gen, strict, workers), _read(ref, strict, workers),
-                  dataset=dataset, struct_cutoff=struct_cutoff, comp_cutoff=comp_cutoff,
+                  dataset=dataset_of(dataset, ref), struct_cutoff=struct_cutoff,
+                  comp_cutoff=comp_cutoff,
                   valid_only=valid_only, oxidation_states=oxidation_states, workers=workers,
                   cache=not no_cache)
     _show(result, f"coverage of {gen} against {ref}")
@@ -325,15 +329,22 @@ _max_atoms = click.option("--max-atoms", type=click.IntRange(min=1), default=MAX
                                "model 0.15 GB (and 10 s).")
 
 
+_bf16 = click.option("--bf16", is_flag=True,
+                     help="Run ALIGNN under bfloat16 autocast (about 1.5x faster on a CPU with "
+                          "AVX512-BF16 or AMX; a separate extractor, alignn-ff[bf16], whose "
+                          "statistics are never mixed with float32's).")
+
+
 def _extractor_options(command):
-    for option in (_max_atoms, _exact, _no_cache, _batch, _device, _weights):
+    for option in (_bf16, _max_atoms, _exact, _no_cache, _batch, _device, _weights):
         command = option(command)
     return command
 
 
-def _features(weights, device, batch_size, no_cache, exact_graph, max_atoms) -> FeatureSource:
+def _features(weights, device, batch_size, no_cache, exact_graph, max_atoms,
+              bf16) -> FeatureSource:
     return FeatureSource(weights, device=device, cache=not no_cache, batch_size=batch_size,
-                         exact_graph=exact_graph, max_atoms=max_atoms)
+                         exact_graph=exact_graph, max_atoms=max_atoms, bf16=bf16)
 
 
 @main.command("fad")
@@ -342,14 +353,14 @@ def _features(weights, device, batch_size, no_cache, exact_graph, max_atoms) -> 
 @_overwrite
 @_extractor_options
 def fad_command(gen, ref, json_path, overwrite, weights, device, batch_size, no_cache, exact_graph,
-                max_atoms):
+                max_atoms, bf16):
     """Fréchet ALIGNN Distance (and KID) between GEN and REF.
 
     GEN and REF are structure sets or statistics files made by `crystal-metrics stats`.
     """
     _check_outputs(overwrite, {"--json": json_path}, gen, ref)
     result = _run(api.fad, gen, ref, _features(weights, device, batch_size, no_cache, exact_graph,
-                                               max_atoms))
+                                               max_atoms, bf16))
     _show(result)
     _write_outputs(overwrite, (json_path, write_json, result.summary()))
 
@@ -383,7 +394,7 @@ _dataset = click.option("--dataset", type=click.Choice(list(CUTOFFS)),
 @_extractor_options
 def energy_command(gen, ref, valid_only, n_samples, seed, oxidation_states, json_path, overwrite,
                    model, dataset, relax_steps, fmax, workers, weights, device, batch_size,
-                   no_cache, exact_graph, max_atoms):
+                   no_cache, exact_graph, max_atoms, bf16):
     """EMD of predicted energy per atom (eV/atom) between GEN and REF: formation energy from
     the ALIGNN extractor, CHGNet's total energy (--model chgnet), optionally after a short
     relaxation that reports how far the atoms moved (RMSD, Å), or the property that CDVAE's
@@ -394,18 +405,19 @@ def energy_command(gen, ref, valid_only, n_samples, seed, oxidation_states, json
         _only_for_model("cdvae", "dataset", "workers")
     if model == "chgnet":
         _only_for_model("alignn or cdvae", "weights", "no_cache")
-        _only_for_model("alignn", "exact_graph")
+        _only_for_model("alignn", "exact_graph", "bf16")
         chgnet = Chgnet(device, batch_size, relax_steps, fmax, max_atoms=max_atoms)
         result = _run(api.chgnet_energy_emd, gen, ref, chgnet, selection, oxidation_states)
     elif model == "cdvae":
-        _only_for_model("alignn", "exact_graph")
+        _only_for_model("alignn", "exact_graph", "bf16")
         _only_for_model("chgnet", "relax_steps", "fmax")
-        cdvae = _run(CdvaeEnergy, dataset or "mp20", weights, device, batch_size, not no_cache,
-                     workers, max_atoms=max_atoms)
+        cdvae = _run(CdvaeEnergy, dataset_of(dataset, ref), weights, device, batch_size,
+                     not no_cache, workers, max_atoms=max_atoms)
         result = _run(api.cdvae_energy_emd, gen, ref, cdvae, selection, oxidation_states)
     else:
         _only_for_model("chgnet", "relax_steps", "fmax")
-        features = _features(weights, device, batch_size, no_cache, exact_graph, max_atoms)
+        features = _features(weights, device, batch_size, no_cache, exact_graph, max_atoms,
+                             bf16)
         result = _run(api.alignn_energy_emd, gen, ref, features, selection, oxidation_states)
     _show(result)
     _write_outputs(overwrite, (json_path, write_json, result.summary()))
@@ -418,6 +430,12 @@ def _given(*names: str) -> list[str]:
             if p.name in names and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE]
 
 
+def dataset_of(dataset: str | None, ref) -> str:
+    """`--dataset` as given, else the dataset of the shipped reference REF names, else mp20."""
+    reference = named(ref)
+    return dataset or (reference.dataset if reference else "mp20")
+
+
 def _only_for_model(model: str, *names: str) -> None:
     """Options among `names` given on the command line only apply to --model `model`."""
     if given := _given(*names):
@@ -425,21 +443,62 @@ def _only_for_model(model: str, *names: str) -> None:
 
 
 @main.command("stats")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "output", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="Statistics file to write (.npz).")
+@click.option("--merge", is_flag=True,
+              help="PATHS are statistics files of one extractor (made apart: an array job's "
+                   "parts): combine them exactly into the file of all their structures.")
+@click.option("--kid-latents", type=click.IntRange(min=4),
+              help="Keep the latents of only this many structures for KID: those with the "
+                   "smallest structure keys, a fixed subset whatever the order or split of the "
+                   "set (FAD and the EMDs still use every structure) [default: all; with "
+                   "--merge: the smallest limit of the files].")
 @_overwrite
 @_extractor_options
-def stats_command(path, output, overwrite, weights, device, batch_size, no_cache, exact_graph,
-                  max_atoms):
-    """Embed PATH once and save what FAD, KID and the EMDs need, to compare against later."""
-    _check_outputs(overwrite, {"--output": output}, path)
-    stats = _run(api.statistics, path, _features(weights, device, batch_size, no_cache,
-                                                 exact_graph, max_atoms))
+def stats_command(paths, output, merge, kid_latents, overwrite, weights, device, batch_size,
+                  no_cache, exact_graph, max_atoms, bf16):
+    """Embed PATH once and save what FAD, KID and the EMDs need, to compare against later.
+
+    Under `torchrun --nproc_per_node N` each process embeds its block of PATH (on its own GPU
+    when there are GPUs) and one file comes out. With --merge, combine statistics files.
+    """
+    _check_outputs(overwrite, {"--output": output}, *paths)
+    if merge:
+        if given := _given("weights", "device", "batch_size", "no_cache", "exact_graph",
+                           "max_atoms", "bf16"):
+            raise click.UsageError(f"{', '.join(given)} cannot be used with --merge (the files "
+                                   "are already embedded)")
+        if distributed.launched():
+            raise click.UsageError("--merge runs in one process, not under torchrun")
+        stats = _run(api.merged_statistics, paths, kid_latents)
+        shard = None
+    else:
+        if len(paths) != 1:
+            raise click.UsageError("give one PATH to embed (or --merge with statistics files)")
+        shard = _run(distributed.start) if distributed.launched() else None
+        if shard is not None:
+            device = distributed.local_device(device)
+        stats = _run(api.statistics, paths[0], _features(weights, device, batch_size, no_cache,
+                                                         exact_graph, max_atoms, bf16),
+                     kid_limit=kid_latents, shard=shard)
+    if shard is not None and shard.rank:
+        return  # process 0 reports and writes
     _print_errors(records(stats.errors))
     _print_errors(records(stats.left_out), "not embedded")
     _write_outputs(overwrite, (output, stats.save))
-    click.echo(f"{stats.n} structures, {stats.extractor} -> {output}")
+    latents = "" if stats.kid_limit is None else f" (KID latents of {len(stats.features)})"
+    processes = "" if shard is None else f" by {shard.size} processes"
+    click.echo(f"{stats.n} structures{latents}, {stats.extractor}{processes} -> {output}")
+
+
+@main.command("references")
+def references_command():
+    """List the shipped reference sets (mp20-test, mp20-val, perov5-test, carbon24-test) with
+    their files, sizes and sha256. A name works wherever a path is accepted: its structures
+    where a command reads structures, its statistics file (ALIGNN-FF) where statistics suffice."""
+    for line in api.references().lines():
+        click.echo(line)
 
 
 @main.command("evaluate")
@@ -460,9 +519,10 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
               show_default=True, help="Energies of the energy EMD: the ALIGNN extractor's "
                                       "formation energy, or CDVAE's property model of --dataset "
                                       "(a protocol sets it: cdvae and diffcsp use CDVAE's).")
-@click.option("--dataset", type=click.Choice(list(CUTOFFS)), default="mp20", show_default=True,
+@click.option("--dataset", type=click.Choice(list(CUTOFFS)),
               help="The generator's dataset: CDVAE's coverage cutoffs (mp20 0.4 / 10, perov5 and "
-                   "carbon24 0.2 / 4) and CDVAE's property model of the energy EMD.")
+                   "carbon24 0.2 / 4) and CDVAE's property model of the energy EMD [default: "
+                   "REF's dataset when REF is a shipped reference, else mp20].")
 @click.option("--symprec", type=click.FloatRange(min=0, min_open=True), default=SYMPREC,
               show_default=True, help="spglib's distance tolerance for the space groups (Å).")
 @_output
@@ -477,7 +537,7 @@ def stats_command(path, output, overwrite, weights, device, batch_size, no_cache
 def evaluate_command(gen, ref, protocol, valid_only, n_samples, seed, oxidation_states,
                      with_coverage, with_diversity, energy_model, dataset, symprec, json_path,
                      per_structure, report_dir, overwrite, workers, weights, device, batch_size,
-                     no_cache, exact_graph, max_atoms):
+                     no_cache, exact_graph, max_atoms, bf16):
     """Every metric of GEN against REF in one pass: validity, density, element-count and energy
     EMD, space-group distributions, FAD and KID (and coverage and diversity); optionally an HTML
     report with histograms and the worst structures."""
@@ -493,8 +553,9 @@ def evaluate_command(gen, ref, protocol, valid_only, n_samples, seed, oxidation_
     chosen = dataclasses.replace(chosen, coverage=chosen.coverage or with_coverage,
                                  diversity=chosen.diversity or with_diversity)
     evaluation = _run(api.evaluate, gen, ref, _features(weights, device, batch_size, no_cache,
-                                                        exact_graph, max_atoms),
-                      chosen, seed=seed, dataset=dataset, symprec=symprec, workers=workers)
+                                                        exact_graph, max_atoms, bf16),
+                      chosen, seed=seed, dataset=dataset_of(dataset, ref), symprec=symprec,
+                      workers=workers)
     _show(evaluation, f"evaluation of {gen} against {ref}")
     _write_outputs(overwrite, (json_path, write_json, evaluation.summary()),
                    (per_structure, write_csv, evaluation.per_structure()),

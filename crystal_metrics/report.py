@@ -2,15 +2,17 @@
 
 The page (DIR/index.html, figures inlined) holds the table of metrics; histograms of density
 (g/cm³), energy (the extractor's formation energy, eV/atom, or the energy model's property) and
-number of elements, and the crystal-system fractions, of the scored GEN structures and REF; GEN's validity breakdown with its nearest-neighbour
-distances; the worst GEN structures by each criterion, by name; and the structures that could
-not be read. Files are written atomically and never replace existing ones unless `overwrite`.
+number of elements, and the crystal-system fractions, of the scored GEN structures and REF;
+GEN's validity breakdown and the shortest interatomic distances of GEN and REF; the worst GEN
+structures by each criterion, by name; and the structures that could not be read. The header
+names GEN and REF (paths relative to the page), the protocol and the extractor. Files are written atomically and never replace existing ones unless `overwrite`.
 """
 from __future__ import annotations
 
 import base64
 import html
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from .errors import OutputError
 from .io import atomic_write_bytes, atomic_write_text, check_writable
 from .metrics.symmetry import CRYSTAL_SYSTEMS
 from .metrics.validity import MIN_DISTANCE
+from .references import named
 from .results import Evaluation
 
 FIGURES = ("density", "energy", "n_elements", "crystal_systems", "validity")
@@ -186,7 +189,8 @@ def _crystal_systems(evaluation: Evaluation) -> bytes:
 
 
 def _validity(evaluation: Evaluation) -> bytes:
-    """Validity fractions of GEN (bars) and its nearest-neighbour distances (Å, histogram)."""
+    """Validity fractions of GEN (bars) and the shortest interatomic distances (Å) of GEN and
+    REF (step histograms, probability density; GEN's alone when REF is a statistics file)."""
     from matplotlib.figure import Figure
 
     result = evaluation.validity
@@ -201,10 +205,20 @@ def _validity(evaluation: Evaluation) -> bytes:
                   ha="right", va="center", color="white", fontsize=9)
     bars.set(xlim=(0, 1), xlabel="fraction of readable GEN structures")
     bars.invert_yaxis()
-    high = max(4.0, float(np.percentile(result.min_distance, 99.5)))
-    distances.hist(np.clip(result.min_distance, 0, high), bins=np.linspace(0, high, 61), color="C0")
+    sets = [(result.min_distance, "GEN", "C0-")]
+    if evaluation.reference_min_distance is not None:
+        sets.insert(0, (evaluation.reference_min_distance, "REF", "k-"))
+    else:
+        distances.set_title("REF is a statistics file: no structures", fontsize=9)
+    finite = np.concatenate([values[np.isfinite(values)] for values, _, _ in sets])
+    high = max(4.0, float(np.percentile(finite, 99.5)) if len(finite) else 0.0)
+    bins = np.linspace(0, high, 61)
+    for values, label, style in sets:
+        values = values[np.isfinite(values)]
+        counts, _ = np.histogram(np.clip(values, 0, high), bins, density=True)
+        distances.step(bins[:-1], counts, style, where="post", label=f"{label} ({len(values)})")
     distances.axvline(MIN_DISTANCE, color="C3", ls="--", label=f"{MIN_DISTANCE} Å threshold")
-    distances.set(xlabel="shortest interatomic distance (Å)", ylabel="structures")
+    distances.set(xlabel="shortest interatomic distance (Å)", ylabel="probability density")
     distances.legend(fontsize=8)
     return _png(figure)
 
@@ -227,7 +241,8 @@ CAPTIONS = {"density": "Density of the scored GEN structures and REF.",
                       "extractor or the energy model.",
             "n_elements": "Number of distinct elements per structure.",
             "crystal_systems": "Crystal systems of the scored GEN structures and REF.",
-            "validity": "Validity of GEN (CDVAE convention) and its shortest interatomic distances."}
+            "validity": "Validity of GEN (CDVAE convention) and the shortest interatomic distances "
+                        "of GEN and REF."}
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;
@@ -238,7 +253,8 @@ figure{margin:1em 0}figcaption{color:#555;font-size:0.9em}img{max-width:100%}"""
 def render_html(evaluation: Evaluation, images: dict[str, bytes],
                 sources: tuple[str, str] = ("", ""), k: int = WORST) -> str:
     """The report page as one string; the images are inlined as data URIs. `sources` name GEN
-    and REF (paths) in the page's header."""
+    and REF (paths relative to the page's folder, or a shipped reference's name) in the
+    page's header, with the protocol and the extractor."""
     e = html.escape
 
     def table(header, rows, numeric=()):
@@ -248,8 +264,17 @@ def render_html(evaluation: Evaluation, images: dict[str, bytes],
             for j, v in enumerate(row)) + "</tr>" for row in rows)
         return f"<table><tr>{head}</tr>{body}</table>"
 
+    reference = named(sources[1])
+    shipped = (f" (shipped reference: {reference.n:,} structures, {e(reference.source)}; "
+               "statistics of ALIGNN-FF, default graph)" if reference else "")
+    protocol = (evaluation.scores.protocol.as_dict() if evaluation.scores is not None else None)
     parts = [f"<h1>crystal-metrics report</h1><p>GEN: <code>{e(sources[0])}</code><br>"
-             + f"REF: <code>{e(sources[1])}</code></p>", "<h2>Metrics</h2>",
+             + f"REF: <code>{e(sources[1])}</code>{shipped}<br>"
+             + f"extractor: {e(str(evaluation.reference.extractor))}</p>"]
+    if protocol:
+        parts.append("<p>protocol: " + ", ".join(
+            f"{e(key)} <code>{e(str(value))}</code>" for key, value in protocol.items()) + "</p>")
+    parts += ["<h2>Metrics</h2>",
              table(("metric", "value"), evaluation.rows(), (1,)),
              "<h2>Distributions and validity</h2>"]
     for name in (name for name in FIGURES if name in images):
@@ -271,14 +296,23 @@ def render_html(evaluation: Evaluation, images: dict[str, bytes],
             f"</head><body>{''.join(parts)}</body></html>\n")
 
 
+def _relative(source: str, directory: Path) -> str:
+    """`source` relative to `directory` when it is an existing path (not a reference's name)."""
+    if not source or named(source) or not Path(source).exists():
+        return source
+    return Path(os.path.relpath(Path(source).resolve(), directory.resolve())).as_posix()
+
+
 def write_report(directory, evaluation: Evaluation, sources: tuple[str, str] = ("", ""),
                  overwrite: bool = False, k: int = WORST) -> Path:
     """Write `directory`/index.html and the PNGs of FIGURES (the folder is made if missing; its
-    parent must exist); returns the page's path. `sources` name GEN and REF in the header."""
+    parent must exist); returns the page's path. `sources` name GEN and REF in the header:
+    paths that exist are written relative to `directory` (the report moves with its inputs and
+    shows no folder of the machine it was made on), a shipped reference by its name."""
     directory = Path(directory)
     check_report_writable(directory, overwrite)
     images = figures(evaluation)
-    page = render_html(evaluation, images, sources, k)
+    page = render_html(evaluation, images, tuple(_relative(s, directory) for s in sources), k)
     directory.mkdir(exist_ok=True)
     for name, data in images.items():
         atomic_write_bytes(directory / f"{name}.png", data, overwrite)

@@ -615,7 +615,8 @@ class Evaluation(Result):
 
     `features` holds the embedded GEN structures only, `embedded` their positions in
     `structures` (None: all); `scored` the positions of the GEN structures the distribution
-    metrics scored (None: all), always embedded ones."""
+    metrics scored (None: all), always embedded ones. `reference_min_distance`: the shortest
+    interatomic distance (Å) of each REF structure (None: REF is a statistics file)."""
 
     structures: StructureSet
     features: FeatureSet
@@ -625,6 +626,7 @@ class Evaluation(Result):
     scored: np.ndarray | None = None
     space_groups: SpaceGroupDistributions | None = None
     scores: EvaluationScores | None = None
+    reference_min_distance: np.ndarray | None = None
 
     def _summary(self) -> dict:
         s, v = self.scores, self.validity
@@ -718,3 +720,25 @@ class CacheContents:
             lines.append("  no weights cached: the first FAD fetches ALIGNN-FF (or run with "
                          "--fetch)")
         return lines + [f"  {kind} {key}: {count} structures" for kind, key, count in self.cached]
+
+
+@dataclass
+class ReferenceList:
+    """The shipped reference sets (`crystal-metrics references`): each one's files
+    [(path, bytes, sha256)], and the package data's size against its budget."""
+
+    references: list
+    files: dict[str, list[tuple[Path, int, str]]]
+    budget: int
+
+    def lines(self) -> list[str]:
+        lines = []
+        for ref in self.references:
+            lines.append(f"{ref.name}  {ref.n:,} structures  (dataset {ref.dataset}, "
+                         f"{ref.split})  {ref.source}")
+            lines += [f"  {path}  {size / 1e6:.2f} MB  sha256 {sha256}"
+                      for path, size, sha256 in self.files[ref.name]]
+        total = sum(size for files in self.files.values() for _, size, _ in files)
+        last = (f"package data {total / 1e6:.2f} MB (budget {self.budget / 1e6:.0f} MB); "
+                "statistics of ALIGNN-FF, default graph; a name works wherever a path is accepted")
+        return [*lines, last]

@@ -2,7 +2,9 @@
 `FeatureSet`, then FAD and KID (`feature_scores`) and the energy EMD (`energy_emd_of`).
 
 GEN and REF are anything `read_structures` accepts or a statistics file (`.npz`, made by
-`crystal-metrics stats`); the extractor is loaded only if a side has to be embedded. The public
+`crystal-metrics stats`); a shipped reference's name (`mp20-test`) gives its statistics file
+when the extractor is the default one, else its structures. The extractor is loaded only if a
+side has to be embedded. The public
 functions and their result objects are in `api.py` and `results.py`.
 """
 from __future__ import annotations
@@ -18,10 +20,11 @@ from .failures import records
 from .features import FeatureSet, StructureCache
 from .features.cache import default_cache
 from .features.embedding import MAX_ATOMS, featurize
-from .io import read_structures, require_readable
+from .io import StructureSet, read_structures, require_readable
 from .metrics.distribution import emd
 from .metrics.frechet import frechet_distance
 from .metrics.kid import kernel_distance
+from .references import named
 
 
 class SmallSampleWarning(UserWarning):
@@ -47,34 +50,47 @@ class FeatureSource:
             the default's).
         max_atoms: structures with more atoms are not embedded but listed in `left_out` (the
             embedding needs about 1 GB of memory per 1,000 atoms); None: no limit.
+        bf16: run the network under bfloat16 autocast (faster on CPUs with AVX512-BF16 or AMX
+            and on GPUs; a separate extractor variant `bf16`, never mixed with float32's).
     """
 
     def __init__(self, weights=None, device=None, cache: bool = True, batch_size: int = 32,
                  progress: bool | None = None, exact_graph: bool = False,
-                 max_atoms: int | None = MAX_ATOMS):
+                 max_atoms: int | None = MAX_ATOMS, bf16: bool = False):
         self.weights, self.device, self.use_cache = weights, device, cache
         self.batch_size, self.progress, self.exact_graph = batch_size, progress, exact_graph
-        self.max_atoms = max_atoms
+        self.max_atoms, self.bf16 = max_atoms, bf16
 
     @cached_property
     def extractor(self):
         from .alignn import load_extractor
 
-        if self.exact_graph:
-            return load_extractor(self.weights, device=self.device, shell_tol=0.0)
-        return load_extractor(self.weights, device=self.device)
+        graph = {"shell_tol": 0.0} if self.exact_graph else {}
+        return load_extractor(self.weights, device=self.device, bf16=self.bf16, **graph)
 
     @cached_property
     def cache(self) -> StructureCache | None:
         return default_cache() if self.use_cache else None
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the extractor of the shipped references' statistics (ALIGNN-FF's
+        default weights and graph, float32)."""
+        return self.weights is None and not self.exact_graph and not self.bf16
 
     def __call__(self, source) -> FeatureSet:
         if isinstance(source, FeatureSet):
             return source
         if is_statistics_file(source):
             return FeatureSet.load(source)
-        # a StructureSet passes through
-        structures = require_readable(read_structures(source, progress=self.progress))
+        reference = named(source)
+        if reference is not None and self.is_default:
+            return FeatureSet.load(reference.statistics)
+        # a StructureSet passes through; a reference's structures for another extractor
+        return self.embed(require_readable(read_structures(source, progress=self.progress)))
+
+    def embed(self, structures: StructureSet) -> FeatureSet:
+        """The `FeatureSet` of `structures` (which may be empty)."""
         return featurize(structures, self.extractor, self.cache, self.batch_size, self.progress,
                          self.max_atoms)
 

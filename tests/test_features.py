@@ -143,3 +143,77 @@ def test_a_cache_folder_that_cannot_be_made_is_named_and_is_no_weights_error(tmp
     assert not isinstance(caught.value, WeightsError)
     assert str(caught.value) == (f"Cannot create the cache folder {tmp_path / 'a-file' / 'cache'}: "
                                  "Not a directory.")
+
+
+def _keyed(seed=0, n=20):
+    """A set with structure keys (as `featurize` makes), some of them equal."""
+    stats = _stats(seed)
+    keys = np.random.default_rng(seed + 100).integers(0, 2 ** 63, n, dtype=np.uint64)
+    keys[3] = keys[7]
+    from dataclasses import replace
+    return replace(stats, keys=keys, moments=None)
+
+
+def test_moments_of_parts_add_up_to_the_whole_set():
+    from crystal_metrics.metrics.frechet import Moments, gaussian_statistics
+
+    features = np.random.default_rng(0).normal(2.0, 3.0, size=(50, 4))
+    parts = Moments.of(features[:13]) + Moments.of(features[13:31]) + Moments.of(features[31:])
+    for a, b in zip(parts.gaussian(), gaussian_statistics(features)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    again = Moments.from_gaussian(50, *gaussian_statistics(features))
+    np.testing.assert_allclose(again.outer, Moments.of(features).outer, rtol=1e-12)
+    with pytest.raises(ValueError, match="at least 2"):
+        Moments.of(features[:1]).gaussian()
+
+
+def test_merging_parts_gives_the_set_of_the_whole():
+    whole = _keyed()
+    parts = [whole.take(range(8)), whole.take(range(8, 9)), whole.take(range(9, 20))]
+    merged = FeatureSet.merge(parts)
+    assert merged.n == 20 and merged.kid_limit is None
+    for key in ("features", "energies", "densities", "n_elements", "keys"):
+        np.testing.assert_array_equal(getattr(merged, key), getattr(whole, key))
+    for a, b in zip(merged.gaussian, whole.gaussian):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    with pytest.raises(CrystalMetricsError, match="different extractors"):
+        FeatureSet.merge([whole, _stats(extractor=ExtractorId("x", "cd" * 32, 4))])
+    with pytest.raises(CrystalMetricsError, match="nothing to merge"):
+        FeatureSet.merge([])
+
+
+def test_a_kid_subset_is_chosen_by_key_whatever_the_order_and_split(tmp_path):
+    whole = _keyed()
+    limited = whole.limited(6)
+    chosen = np.sort(np.argsort(whole.keys, kind="stable")[:6])
+    np.testing.assert_array_equal(limited.features, whole.features[chosen])
+    assert limited.n == 20 and len(limited.features) == 6 and limited.kid_limit == 6
+    np.testing.assert_array_equal(limited.gaussian[1], whole.gaussian[1])  # FAD: all 20
+    # files of parts, each keeping its own 6, merge into the file of the whole
+    for i, rows in enumerate((range(11), range(11, 20))):
+        whole.take(rows).limited(6).save(tmp_path / f"{i}.npz")
+    merged = FeatureSet.merge([FeatureSet.load(tmp_path / f"{i}.npz") for i in range(2)])
+    np.testing.assert_array_equal(merged.features, limited.features)
+    np.testing.assert_array_equal(merged.keys, limited.keys)
+    limited.save(tmp_path / "limited.npz")
+    loaded = FeatureSet.load(tmp_path / "limited.npz")
+    assert loaded.kid_limit == 6 and loaded.n == 20
+    np.testing.assert_array_equal(loaded.densities, whole.densities)
+    with pytest.raises(CrystalMetricsError, match="KID subset"):
+        loaded.take([0, 1])
+    with pytest.raises(CrystalMetricsError, match="keeping 6 latents cannot give one keeping 8"):
+        FeatureSet.merge([loaded], 8)
+
+
+def test_a_statistics_file_of_format_1_is_read(tmp_path):
+    stats = _stats()
+    mu, sigma = stats.gaussian
+    np.savez(tmp_path / "old.npz", format="crystal-metrics-stats-1", mu=mu, sigma=sigma, n=20,
+             extractor_name=EXTRACTOR.name, extractor_sha256=EXTRACTOR.sha256,
+             dim=EXTRACTOR.dim, extractor_variant="", features=stats.features,
+             energies=stats.energies, densities=stats.densities, n_elements=stats.n_elements)
+    old = FeatureSet.load(tmp_path / "old.npz")
+    assert old.keys is None and old.kid_limit is None and old.n == 20
+    np.testing.assert_array_equal(old.features, stats.features)
+    with pytest.raises(CrystalMetricsError, match="no structure keys"):
+        old.limited(5)

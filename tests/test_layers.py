@@ -13,14 +13,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "crystal_metrics"
 #: Layers, lowest first; a module's layer is that of the longest prefix of its dotted name here.
 LAYERS = (
     # the exceptions, records of unusable structures, progress, processes, devices, files
-    ("errors", "failures", "progress", "parallel", "device", "cachedir", "weights", "download"),
+    ("errors", "failures", "progress", "parallel", "device", "distributed", "cachedir", "weights",
+     "download", "references"),
     ("crystal",),
     ("io",),
     ("metrics", "alignn", "cdvae"),  # arrays -> numbers; the models themselves
     ("features",),  # per-structure descriptors, through the cache
     ("scoring", "mlip", "cdvae_energy", "protocols"),  # set-level scores from features
     ("results", "api", "tables"),  # result objects and the public functions that make them
-    ("cli", "report", "__init__"),
+    ("cli", "report", "torchmetrics", "__init__", "__main__"),
 )
 
 

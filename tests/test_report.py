@@ -195,3 +195,26 @@ def test_json_inside_the_report_folder_is_refused_before_any_work(tmp_path):
     assert result.output == (f"Error: --report {tmp_path / 'r' / 'index.html'} is also the file of "
                              "--json: give every output its own file\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_page_names_the_protocol_and_the_reference_with_paths_relative_to_it(evaluation,
+                                                                                 tmp_path):
+    from crystal_metrics.metrics.periodic import min_distances
+
+    np.testing.assert_array_equal(evaluation.reference_min_distance,
+                                  min_distances(read_structures(VAL_CSV).crystals))
+    folder = tmp_path / "deep" / "report"
+    folder.parent.mkdir()
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    text = write_report(folder, evaluation, (str(gen), "mp20-test")).read_text()
+    assert "GEN: <code>../../gen</code>" in text and str(tmp_path) not in text
+    assert "REF: <code>mp20-test</code> (shipped reference: 9,046 structures, Materials Project" in text
+    assert "protocol: name <code>custom</code>, oxidation_states <code>smact221</code>" in text
+    assert f"extractor: {evaluation.reference.extractor}</p>" in text
+    # GEN's distances alone when REF is a statistics file (no structures)
+    hand = Evaluation(evaluation.structures, evaluation.features, evaluation.validity,
+                      evaluation.reference, evaluation.embedded, evaluation.scored,
+                      evaluation.space_groups, evaluation.scores)
+    assert hand.reference_min_distance is None
+    assert _png_size(figures(hand)["validity"]) == (900, 340)

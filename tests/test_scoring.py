@@ -341,3 +341,19 @@ def test_kid_line_shows_the_spread_the_subset_size_and_explains_negative_values(
     assert kid_text({"kid": -0.0004, "kid_std": None, "kid_subset_size": 3}) == (
         "-0.00040 ± n/a (fewer than 4 structures in a set) (subsets of 3); below 0: no difference "
         "detected (the estimate is unbiased, so it scatters around 0 for equal distributions)")
+
+
+def test_bf16_is_its_own_extractor_close_to_float32(tmp_path):
+    fp32 = FeatureSource(WEIGHTS, device="cpu", cache=False, progress=False)
+    bf16 = FeatureSource(WEIGHTS, device="cpu", cache=False, progress=False, bf16=True)
+    assert bf16.extractor.id == fp32.extractor.id + "-bf16" and not bf16.is_default
+    a, b = fp32(VAL_CSV), bf16(VAL_CSV)
+    assert b.extractor.variant == "bf16" and b.extractor.label.endswith("[bf16]")
+    scale = np.abs(a.features).max(axis=1, keepdims=True)
+    error = np.abs(b.features - a.features) / scale
+    assert 0 < error.max() < 0.1  # bfloat16 keeps 8 bits of mantissa
+    a.save(tmp_path / "fp32.npz")
+    result = CliRunner().invoke(main, ["fad", str(MP20_DIR), str(tmp_path / "fp32.npz"),
+                                       "--weights", str(WEIGHTS), "--device", "cpu", "--bf16",
+                                       "--no-cache"])
+    assert result.exit_code == 1 and "different extractors" in result.output

@@ -102,8 +102,10 @@ class Extractor:
         sha256: str,
         device,
         shell_tol: float = DEFAULT_SHELL_TOL,
+        bf16: bool = False,
     ):
         self.shell_tol = float(shell_tol)
+        self.bf16 = bool(bf16)
         self.model = model
         self.config = cfg
         self.name = name
@@ -113,6 +115,8 @@ class Extractor:
         self.id = f"{name}-{sha256[:12]}-{self.dim}"
         if self.shell_tol != DEFAULT_SHELL_TOL:
             self.id += f"-shelltol{self.shell_tol:g}"
+        if self.bf16:
+            self.id += "-bf16"
 
     def __repr__(self) -> str:
         return f"Extractor({self.id!r}, device={self.device})"
@@ -135,7 +139,8 @@ class Extractor:
             half = len(chunk) // 2
             a, b = self._forward(chunk[:half], max_triplets), self._forward(chunk[half:], max_triplets)
             return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
-        latent, out = self.model(g.to(self.device))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            latent, out = self.model(g.to(self.device))
         return latent.double().cpu().numpy(), out.double().cpu().numpy()
 
     @torch.inference_mode()
@@ -212,6 +217,7 @@ def load_extractor(
     device: None | str | torch.device = None,
     sha256: str | None = None,
     shell_tol: float = DEFAULT_SHELL_TOL,
+    bf16: bool = False,
 ) -> Extractor:
     """Load an ALIGNN extractor.
 
@@ -225,10 +231,11 @@ def load_extractor(
             this tolerance (default 1e-3) so features are invariant to
             rotation, origin shift and supercells; 0 reproduces alignn's
             graph bit for bit, including its rounding-noise tie breaking.
+        bf16: run the network under bfloat16 autocast (id suffix ``-bf16``).
     """
     dev = resolve_device(device)  # first: a wrong device is found before any download
     ckpt: Checkpoint = resolve_checkpoint(weights, sha256=sha256)
     cfg = parse_config(ckpt.config)
     model = build_model(cfg, load_state_dict(ckpt))
     model.to(dev)
-    return Extractor(model, cfg, ckpt.name, ckpt.sha256, dev, shell_tol=shell_tol)
+    return Extractor(model, cfg, ckpt.name, ckpt.sha256, dev, shell_tol=shell_tol, bf16=bf16)

@@ -111,8 +111,9 @@ class EdgeGatedGraphConv(nn.Module):
         if weight is not None:  # repeated edges count with multiplicity
             sigma = sigma * weight
         n = x.shape[0]
-        sum_sh = torch.zeros((n, m.shape[1]), dtype=m.dtype, device=m.device).index_add_(
-            0, dst, bh.index_select(0, src) * sigma
+        messages = bh.index_select(0, src) * sigma
+        sum_sh = torch.zeros((n, m.shape[1]), dtype=messages.dtype, device=m.device).index_add_(
+            0, dst, messages
         )
         sum_s = torch.zeros_like(sum_sh).index_add_(0, dst, sigma)
         x_new = x + F.silu(self.bn_nodes(su + sum_sh / (sum_s + 1e-6)))

@@ -7,7 +7,7 @@ from ..crystal import Crystal
 from ..failures import StructureFailure
 from ..io import StructureSet
 from ..metrics.distribution import densities, element_counts
-from .cache import StructureCache, cached_map
+from .cache import StructureCache, cached_map, structure_hash
 from .statistics import ExtractorId, FeatureSet
 
 #: Default `max_atoms` (--max-atoms): ALIGNN needs about 1 GB of memory per 1,000 atoms of a
@@ -72,4 +72,10 @@ def featurize(structures: StructureSet, extractor, cache: StructureCache | None 
     outputs = np.array([output for _, output in embedded], np.float64)
     return FeatureSet(latents, formation_energies(extractor, crystals, outputs),
                       densities(crystals), element_counts(crystals), ExtractorId.of(extractor),
-                      tuple(structures.errors), tuple(left_out))
+                      tuple(structures.errors), tuple(left_out), structure_keys(crystals))
+
+
+def structure_keys(crystals: list[Crystal]) -> np.ndarray:
+    """(n,) uint64: the first 64 bits of each crystal's structure hash (the key that chooses a
+    statistics file's KID latents: independent of the order and split of the set)."""
+    return np.array([int(structure_hash(c)[:16], 16) for c in crystals], np.uint64)

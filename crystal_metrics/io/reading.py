@@ -4,7 +4,8 @@ Accepted: a folder (mixing the file types below; CSVs without a `cif` column are
 folder with a `manifest.csv` naming its structures, as gemsdiff-sample writes, gives the
 structures it lists, warning about other structure files), a `.cif` file (one or many `data_`
 blocks), a CDVAE-style `.csv`/`.csv.gz` with a `cif` column, an `.extxyz` file, a list of
-pymatgen `Structure`, ASE `Atoms` or `Crystal`, or a `StructureSet`. Unusable input becomes a
+pymatgen `Structure`, ASE `Atoms` or `Crystal`, a `StructureSet`, or the name of a shipped
+reference (`mp20-test`...: its CSV, see `crystal_metrics.references`). Unusable input becomes a
 `StructureFailure` record (name + reason) and the rest is read, unless `strict=True`.
 """
 from __future__ import annotations
@@ -17,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..crystal import Crystal
+from ..distributed import Shard
 from ..errors import StructureError, TooFewStructuresError
 from ..failures import StructureFailure, records
 from ..parallel import parallel_map
+from ..references import resolve
 from .cif import Block, parse_cif_text
 from .manifest import MANIFEST, ManifestWarning, read_manifest_names
 
@@ -58,21 +61,26 @@ class StructureSet:
 
 
 def read_structures(source, *, strict: bool = False, workers: int | None = None,
-                    progress: bool | None = None) -> StructureSet:
+                    progress: bool | None = None, shard: Shard | None = None) -> StructureSet:
     """Read `source` (see module doc) into a `StructureSet`.
 
     Args:
         strict: raise `StructureError` naming the first bad structure instead of recording it.
         workers: processes for CIF parsing (default: the CPUs this process may use).
         progress: show a progress bar (default: only on a terminal).
+        shard: read only this process's block of the entries (structures, or files that cannot
+            be read) of a path or list; the blocks of all ranks joined in rank order are the
+            whole set. Not for a `StructureSet`.
     """
     if isinstance(source, StructureSet):
+        if shard is not None:
+            raise ValueError("a StructureSet is already read: shard its source instead")
         result = source
     elif isinstance(source, (str, os.PathLike)):
-        result = _read_path(Path(source), workers, progress)
+        result = _read_path(Path(resolve(source, "structures")), workers, progress, shard)
         result.source = str(source)
     else:
-        result = _read_objects(source)
+        result = _read_objects(source, shard)
     if strict and result.errors:
         first = result.errors[0]
         raise StructureError(f"{first.name}: {first.reason}")
@@ -91,14 +99,16 @@ def require_readable(structures: StructureSet, label: str | None = None) -> Stru
         {"unreadable": records(structures.errors, label and label.lower())})
 
 
-def _read_objects(objects) -> StructureSet:
+def _read_objects(objects, shard: Shard | None) -> StructureSet:
     from ase import Atoms
     from pymatgen.core import Structure
 
     if isinstance(objects, (Structure, Atoms, Crystal)):
         objects = [objects]
+    objects = list(objects)
+    block = shard.block(len(objects)) if shard else slice(0, len(objects))
     builder = _Builder()
-    for i, obj in enumerate(objects):
+    for i, obj in enumerate(objects[block], start=block.start):
         name = str(i)
         try:
             if isinstance(obj, Crystal):
@@ -135,24 +145,44 @@ class _CifJob:
     text: str
 
 
-def _read_path(path: Path, workers: int | None, progress: bool | None) -> StructureSet:
+def _read_path(path: Path, workers: int | None, progress: bool | None,
+               shard: Shard | None) -> StructureSet:
+    per_file = _entries(path)
+    if not any(per_file):
+        none = "no structure files (.cif, .csv, .csv.gz, .extxyz) in this folder"
+        per_file = [[(str(path), none)]]
+    entries = [entry for file_entries in per_file for entry in file_entries]
+    if shard is not None:
+        entries = entries[shard.block(len(entries))]
+    jobs = [job for job in entries if isinstance(job, _CifJob)]
+    parsed = iter(parallel_map(_parse_one, [job.text for job in jobs], workers=workers,
+                               min_items=PARALLEL_MIN_TEXTS, progress=progress, desc="reading",
+                               unit="cif"))
     builder = _Builder()
+    for entry in entries:
+        if isinstance(entry, _CifJob):
+            _add_blocks(builder, entry, next(parsed))
+        else:
+            builder.add_entry(*entry)
+    return builder.build()
+
+
+def _entries(path: Path) -> list[list[_CifJob] | list[tuple[str, Crystal | str]]]:
+    """Per structure file of `path` (the file itself, or those of a folder), in order: the CIF
+    jobs to parse, or entries (name, Crystal or reason) read directly; a path that cannot be
+    read is one entry with its reason."""
     problem = _access_problem(path)
     if problem:
-        builder.fail(str(path), problem)
-        return builder.build()
+        return [[(str(path), problem)]]
     in_folder = path.is_dir()
     if in_folder:
         try:
             files = sorted(p for p in path.iterdir() if _suffix(p) and not p.is_dir())
         except OSError as exc:
-            builder.fail(str(path), f"cannot list the folder: {exc.strerror}")
-            return builder.build()
-        files = _listed_in_manifest(path, files, builder)
+            return [[(str(path), f"cannot list the folder: {exc.strerror}")]]
+        files, per_file = _listed_in_manifest(path, files)
     else:
-        files = [path]
-    # Per file, in order: CIF jobs to parse, or entries (name, Crystal or reason) read directly.
-    per_file: list[list[_CifJob] | list[tuple[str, Crystal | str]]] = []
+        files, per_file = [path], []
     for file in files:
         prefix = _stem(file) if in_folder else ""
         suffix = _suffix(file)
@@ -170,19 +200,7 @@ def _read_path(path: Path, workers: int | None, progress: bool | None) -> Struct
         else:
             per_file.append([(str(file), ("unsupported file type (expected .cif, .csv, .csv.gz "
                                           "or .extxyz)"))])
-    if not any(per_file):
-        builder.fail(str(path), "no structure files (.cif, .csv, .csv.gz, .extxyz) in this folder")
-    jobs = [job for entries in per_file for job in entries if isinstance(job, _CifJob)]
-    parsed = iter(parallel_map(_parse_one, [job.text for job in jobs], workers=workers,
-                               min_items=PARALLEL_MIN_TEXTS, progress=progress, desc="reading",
-                               unit="cif"))
-    for entries in per_file:
-        for entry in entries:
-            if isinstance(entry, _CifJob):
-                _add_blocks(builder, entry, next(parsed))
-            else:
-                builder.add_entry(*entry)
-    return builder.build()
+    return per_file
 
 
 def _add_blocks(builder: _Builder, job: _CifJob, blocks: list[Block] | str) -> None:
@@ -209,12 +227,13 @@ def _access_problem(path: Path) -> str | None:
     return None
 
 
-def _listed_in_manifest(folder: Path, files: list[Path], builder: _Builder) -> list[Path]:
-    """`files` less those a `manifest.csv` of `folder` does not list (with a warning), recording
-    each listed structure without a file; all of `files` when there is no manifest."""
+def _listed_in_manifest(folder: Path, files: list[Path]) -> tuple[list[Path], list[list]]:
+    """`files` less those a `manifest.csv` of `folder` does not list (with a warning), and an
+    entry (name, reason) for each listed structure without a file; all of `files` when there is
+    no manifest."""
     names = read_manifest_names(folder)
     if names is None:
-        return files
+        return files, []
     listed, files = set(names), [f for f in files if f.name != MANIFEST]
     strays = sorted(f.name for f in files if _stem(f) not in listed)
     if strays:
@@ -222,10 +241,9 @@ def _listed_in_manifest(folder: Path, files: list[Path], builder: _Builder) -> l
         warnings.warn(f"{folder}: {len(strays)} structure file(s) not listed in {MANIFEST} are "
                       f"left out ({shown})", ManifestWarning, stacklevel=4)
     present = {_stem(f) for f in files}
-    for name in names:
-        if name not in present:
-            builder.fail(name, f"listed in {MANIFEST}, but there is no file for it in the folder")
-    return [f for f in files if _stem(f) in listed]
+    missing = [[(name, f"listed in {MANIFEST}, but there is no file for it in the folder")]
+               for name in names if name not in present]
+    return [f for f in files if _stem(f) in listed], missing
 
 
 def _read_text(file: Path) -> str | StructureFailure:

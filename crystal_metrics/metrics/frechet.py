@@ -1,5 +1,8 @@
-"""Fréchet distance between Gaussians fitted to two feature sets (the FID/FAD formula)."""
+"""Fréchet distance between Gaussians fitted to two feature sets (the FID/FAD formula), and the
+moments that make such a Gaussian from parts of a set."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,3 +43,43 @@ def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     """Symmetric square root of a symmetric positive semi-definite matrix (negatives clamped)."""
     eigenvalues, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
     return (vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ vectors.T
+
+
+@dataclass(frozen=True, eq=False)
+class Moments:
+    """Sufficient statistics of a feature set's Gaussian, float64: the count `n`, the sum of the
+    features `total` (d,) and the sum of their outer products `outer` (d, d). Sets (shards of
+    one set, files made apart, processes of a distributed run) add exactly: the moments of a
+    union are the sum of the moments of its parts, whatever the order or the split."""
+
+    n: int
+    total: np.ndarray
+    outer: np.ndarray
+
+    @classmethod
+    def of(cls, features) -> Moments:
+        """The moments of features (n, d)."""
+        features = np.asarray(features, dtype=np.float64)
+        if features.ndim != 2:
+            raise ValueError(f"need features shaped (n, d), got {features.shape}")
+        return cls(len(features), features.sum(axis=0), features.T @ features)
+
+    @classmethod
+    def from_gaussian(cls, n: int, mu, sigma) -> Moments:
+        """The moments of n features with mean `mu` (d,) and unbiased covariance `sigma`
+        (d, d) (as a statistics file keeps them)."""
+        mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+        return cls(int(n), n * mu, (n - 1) * sigma + n * np.outer(mu, mu))
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(self.n + other.n, self.total + other.total, self.outer + other.outer)
+
+    def gaussian(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (d,) and unbiased covariance (d, d), float64; needs n >= 2."""
+        if self.n < 2:
+            raise ValueError(f"a covariance needs at least 2 features, got {self.n}")
+        if not (np.isfinite(self.total).all() and np.isfinite(self.outer).all()):
+            raise ValueError("features contain NaN or infinite values")
+        mu = self.total / self.n
+        sigma = (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1)
+        return mu, (sigma + sigma.T) / 2

@@ -35,6 +35,11 @@ def min_distance(crystal: Crystal) -> float:
     return float(min(distances[:n, 1].min(initial=np.inf), distances[n:, 0].min()))
 
 
+def min_distances(crystals) -> np.ndarray:
+    """(n,) float64: `min_distance` (Å) of each of `crystals`."""
+    return np.array([min_distance(c) for c in crystals], dtype=float)
+
+
 def _wrap(frac: np.ndarray) -> np.ndarray:
     """Fractional coordinates in [0, 1) (np.mod can round a tiny negative value up to 1.0)."""
     frac = np.mod(frac, 1.0)

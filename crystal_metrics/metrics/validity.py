@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crystal import Crystal
-from .periodic import min_distance
+from .periodic import min_distance, min_distances
 from .smact_check import DEFAULT_OXIDATION_STATES, smact_table, smact_valid
 
 MIN_DISTANCE = 0.5  # Å
@@ -67,7 +67,7 @@ def validity(crystals, oxidation_states: str = DEFAULT_OXIDATION_STATES,
     `max_combinations` as in `compositionally_valid`."""
     smact_table(oxidation_states)  # an unknown table name fails here, also for an empty set
     crystals = list(crystals)
-    distances = np.array([min_distance(c) for c in crystals], dtype=float)
+    distances = min_distances(crystals)
     volumes = np.array([c.volume for c in crystals], dtype=float)
     structural = (distances >= MIN_DISTANCE) & (volumes >= MIN_VOLUME)
     compositional = np.array([compositionally_valid(c, oxidation_states, max_combinations)
