@@ -29,6 +29,8 @@ from .sampler import check_sampler, generate
 #: shipped model, trained on MP-20 train_partial + val (see docs/results.md)
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "mp20.pt"
 MANIFEST, SETTINGS = "manifest.csv", "sampling.json"
+#: atoms per sampling batch (each batch has its own seed, so the samples depend on it)
+BATCH_ATOMS = 2000
 FIELDS = ["name", "composition", "source_id", "seed"]
 
 
@@ -106,7 +108,7 @@ def _prepare_folder(out: Path, settings: dict, overwrite: bool, resume: bool) ->
 
 
 def run_sampling(checkpoint, out, composition=(), n=1, system=None, max_atoms=20,
-                 from_csv=None, steps=100, step_lr=1e-5, seed=0, batch_atoms=2000,
+                 from_csv=None, steps=100, step_lr=1e-5, seed=0, batch_atoms=BATCH_ATOMS,
                  device="cpu", overwrite=False, resume=False, progress=True, threads=None,
                  restarts=0, restart_tau=0.1) -> list[dict]:
     """Sample and write CIFs, manifest.csv and sampling.json into ``out``; returns the
@@ -178,7 +180,8 @@ def run_sampling(checkpoint, out, composition=(), n=1, system=None, max_atoms=20
               help="Rounds of restart sampling after the chain.")
 @click.option("--restart-tau", default=0.1, show_default=True,
               help="Noise level each restart round diffuses the sample back to.")
-@click.option("--batch-atoms", default=4000, show_default=True, help="Atoms per batch.")
+@click.option("--batch-atoms", default=BATCH_ATOMS, show_default=True,
+              help="Atoms per batch (each batch has its own seed).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace the samples of an earlier run in --out.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")

@@ -9,7 +9,8 @@ The first N rows of MP-20 test, one sample per composition, seed 0, on the CPU (
 writes OUT/gen (the samples, by ``gemsdiff-sample``), OUT/first.csv.gz (the N references) and
 OUT/protocol.json with: CSP match rate and RMSE against the N references (DiffCSP tolerances,
 ``crystal-metrics match``), structural validity, median shortest interatomic distance over
-MP-20 test's 2.44 Å, density EMD, ALIGNN-FF formation-energy EMD and FAD against all of test
+MP-20 test's 2.44 Å, quartiles of each sample's volume per atom over its test structure's,
+density EMD, ALIGNN-FF formation-energy EMD and FAD against all of test
 (``crystal-metrics evaluate``), and the sampling time.
 """
 import argparse
@@ -20,12 +21,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pymatgen.core import Structure
 
 import crystal_metrics as cm
 from gemsdiff_model.sample import DEFAULT_CHECKPOINT, run_sampling
 
 #: median shortest interatomic distance of all 9,046 MP-20 test structures (Å)
 TEST_MEDIAN_MIN_DISTANCE = 2.44
+
+
+def volume_ratios(folder: Path, first: Path) -> np.ndarray:
+    """Volume per atom of each sample over that of the test structure of its row (manifest's
+    source_id)."""
+    rows = pd.read_csv(folder / "manifest.csv")
+    reference = pd.read_csv(first).set_index("material_id")["cif"]
+
+    def per_atom(s: Structure) -> float:
+        return s.volume / len(s)
+
+    return np.array([per_atom(Structure.from_file(folder / f"{name}.cif"))
+                     / per_atom(Structure.from_str(reference[source], fmt="cif"))
+                     for name, source in zip(rows["name"], rows["source_id"])])
 
 
 def main():
@@ -67,7 +83,9 @@ def main():
     result.update(structural_validity=float(valid.structural.mean()),
                   median_min_distance_A=median,
                   median_min_distance_ratio=median / TEST_MEDIAN_MIN_DISTANCE,
-                  density_emd=cm.density_emd(gen, args.test))
+                  density_emd=cm.density_emd(gen, args.test),
+                  volume_ratio_quartiles=np.quantile(volume_ratios(folder, first),
+                                                     [0.25, 0.5, 0.75]).tolist())
     if not args.skip_features:
         features = cm.FeatureSource(device="cpu", progress=False)
         gen_features, test_features = features(gen), features(args.test)

@@ -97,3 +97,16 @@ def test_noise_level_and_cell_reach_every_block(setup):
     bigger = data.lattice * 1.3
     big_x, _ = run(model, data, std, tau, lattice=bigger)
     assert (big_x - eps_x).abs().max() > 1e-3
+
+
+def test_sampling_path_equals_training_path(setup):
+    # under no_grad the blocks activate their message buffer in place; values must not change
+    model, data, std, tau = setup
+    with torch.enable_grad():
+        trained = run(model, data, std, tau)
+    with torch.no_grad():
+        sampled = run(model, data, std, tau)
+    for a, b in zip(trained, sampled):
+        assert torch.equal(a.detach(), b)
+    trained[0].square().sum().backward()             # the training path still has gradients
+    assert all(p.grad is not None for p in model.encoder[0].message[1].parameters())

@@ -202,3 +202,16 @@ def test_on_step_sees_every_state_and_restarts_follow_the_chain(checkpoint):
     plain = generate(model, schedule, standardizer, numbers, steps=4,
                      generator=torch.Generator().manual_seed(0))
     assert not torch.equal(plain[0], lattices)        # the restarts moved the sample
+
+
+def test_the_command_samples_what_run_sampling_samples(checkpoint, tmp_path):
+    # 520 x 4 atoms: more than one batch of the default size, whose seeds differ
+    r = CliRunner().invoke(main, ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "a"),
+                                  "--composition", "LiFeO2", "-n", "520", *FAST])
+    assert r.exit_code == 0, r.output
+    run_sampling(checkpoint, tmp_path / "b", composition=["LiFeO2"], n=520, steps=4, threads=1,
+                 progress=False)
+    names = [row["name"] for row in read_manifest(tmp_path / "a")]
+    assert names == [row["name"] for row in read_manifest(tmp_path / "b")] and len(names) == 520
+    assert all((tmp_path / "a" / f"{n}.cif").read_text() == (tmp_path / "b" / f"{n}.cif").read_text()
+               for n in names)
