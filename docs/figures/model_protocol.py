@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Structure
 
 import crystal_metrics as cm
 from gemsdiff_model.sample import DEFAULT_CHECKPOINT, run_sampling
@@ -30,17 +29,17 @@ from gemsdiff_model.sample import DEFAULT_CHECKPOINT, run_sampling
 TEST_MEDIAN_MIN_DISTANCE = 2.44
 
 
-def volume_ratios(folder: Path, first: Path) -> np.ndarray:
-    """Volume per atom of each sample over that of the test structure of its row (manifest's
-    source_id)."""
-    rows = pd.read_csv(folder / "manifest.csv")
-    reference = pd.read_csv(first).set_index("material_id")["cif"]
+def volume_ratios(gen: cm.StructureSet, reference: cm.StructureSet, manifest: Path) -> np.ndarray:
+    """Volume per atom of each sample over that of the reference structure of its row (the
+    manifest's source_id, a material_id of the reference)."""
+    rows = pd.read_csv(manifest)
+    samples = dict(zip(gen.names, gen.crystals))
+    references = dict(zip(reference.names, reference.crystals))
 
-    def per_atom(s: Structure) -> float:
-        return s.volume / len(s)
+    def per_atom(c: cm.Crystal) -> float:
+        return c.volume / len(c.numbers)
 
-    return np.array([per_atom(Structure.from_file(folder / f"{name}.cif"))
-                     / per_atom(Structure.from_str(reference[source], fmt="cif"))
+    return np.array([per_atom(samples[name]) / per_atom(references[source])
                      for name, source in zip(rows["name"], rows["source_id"])])
 
 
@@ -80,12 +79,12 @@ def main():
     result.update(match_rate=matched.match_rate, rmse=matched.rmse)
     valid = cm.validity(gen)
     median = float(np.median(valid.min_distance))
+    ratios = volume_ratios(gen, cm.read_structures(first, progress=False), folder / "manifest.csv")
     result.update(structural_validity=float(valid.structural.mean()),
                   median_min_distance_A=median,
                   median_min_distance_ratio=median / TEST_MEDIAN_MIN_DISTANCE,
                   density_emd=cm.density_emd(gen, args.test),
-                  volume_ratio_quartiles=np.quantile(volume_ratios(folder, first),
-                                                     [0.25, 0.5, 0.75]).tolist())
+                  volume_ratio_quartiles=np.quantile(ratios, [0.25, 0.5, 0.75]).tolist())
     if not args.skip_features:
         features = cm.FeatureSource(device="cpu", progress=False)
         gen_features, test_features = features(gen), features(args.test)
